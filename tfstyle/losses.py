@@ -1,0 +1,48 @@
+"""Perceptual losses of Johnson et al.: content, Gram-matrix style, total variation.
+
+Everything here runs in float32 whatever the mixed-precision policy: a Gram
+matrix of float16 block1/block2 features overflows to inf (measured).
+The normalization follows lengstrom/fast-style-transfer, so its loss weights
+(content 7.5, style 100, TV 200) are a sensible starting point.
+"""
+
+import tensorflow as tf
+
+
+def gram_matrix(features):
+    """[B, H, W, C] features -> [B, C, C] Gram matrices normalized by C*H*W."""
+    features = tf.cast(features, tf.float32)
+    shape = tf.shape(features)
+    b, h, w, c = shape[0], shape[1], shape[2], shape[3]
+    flat = tf.reshape(features, [b, h * w, c])
+    gram = tf.matmul(flat, flat, transpose_a=True)
+    return gram / tf.cast(c * h * w, tf.float32)
+
+
+def content_loss(features, target_features):
+    """Per-image mean squared error between feature maps: [B]."""
+    diff = tf.cast(features, tf.float32) - tf.cast(target_features, tf.float32)
+    return tf.reduce_mean(tf.square(diff), axis=[1, 2, 3])
+
+
+def style_loss(features_by_layer, target_grams_by_layer):
+    """Per-image sum over layers of the mean squared error of Gram matrices: [B].
+
+    ``target_grams_by_layer`` holds [1, C, C] (one style image, broadcast over the
+    batch) or [B, C, C] Gram matrices, keyed like ``features_by_layer``.
+    """
+    total = 0.0
+    for name, features in features_by_layer.items():
+        diff = gram_matrix(features) - tf.cast(target_grams_by_layer[name], tf.float32)
+        total += tf.reduce_mean(tf.square(diff), axis=[1, 2])
+    return total
+
+
+def total_variation_loss(images):
+    """Per-image mean squared difference of neighbouring pixels (0..255 scale): [B]."""
+    images = tf.cast(images, tf.float32)
+    dy = images[:, 1:, :, :] - images[:, :-1, :, :]
+    dx = images[:, :, 1:, :] - images[:, :, :-1, :]
+    return tf.reduce_mean(tf.square(dy), axis=[1, 2, 3]) + tf.reduce_mean(
+        tf.square(dx), axis=[1, 2, 3]
+    )

@@ -1,0 +1,24 @@
+"""The six classic style images bundled with tfstyle, and resolving ``--style``."""
+
+import os
+
+STYLES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "styles")
+STYLE_NAMES = tuple(sorted(os.path.splitext(f)[0] for f in os.listdir(STYLES_DIR) if f.endswith(".jpg")))
+
+
+class UnknownStyleError(ValueError):
+    """``--style`` is neither a bundled name nor an existing image file."""
+
+
+def style_name(style):
+    """The name outputs are filed under: the bundled name, or the image file's stem."""
+    return os.path.splitext(os.path.basename(style))[0] if os.path.sep in style or "." in style else style
+
+
+def resolve_style(style):
+    """Returns the image path for a bundled style name or a path to any image."""
+    if style in STYLE_NAMES:
+        return os.path.join(STYLES_DIR, f"{style}.jpg")
+    if os.path.isfile(style):
+        return style
+    raise UnknownStyleError(f"unknown style '{style}': use one of {', '.join(STYLE_NAMES)} or a path to an image file")

@@ -1,0 +1,169 @@
+"""The feed-forward image transformation network of Johnson et al. (2016).
+
+Every layer is chosen so the same graph trains fast, exports to a SavedModel with
+dynamic H x W, and converts to a full-integer INT8 TFLite model:
+
+* instance normalization is written with mean / variance ops (Keras'
+  ``GroupNormalization`` leaves float ops in an INT8 model);
+* upsampling is ``tf.image.resize(..., "nearest")`` followed by a 3x3 conv
+  (Keras ``UpSampling2D`` does not convert under dynamic shapes; transposed
+  convolutions leave checkerboard artifacts);
+* padding is reflection padding, so borders carry no dark frame.
+"""
+
+import keras
+import tensorflow as tf
+from keras import layers
+
+# (filters, kernel, stride) of the downsampling trunk, then residual blocks, then upsampling.
+DOWNSAMPLE = ((32, 9, 1), (64, 3, 2), (128, 3, 2))
+NUM_RESIDUAL_BLOCKS = 5
+UPSAMPLE = ((64, 3), (32, 3))
+
+
+@keras.saving.register_keras_serializable(package="tfstyle")
+class ReflectionPadding2D(layers.Layer):
+    """Pads H and W by mirroring the border, as Johnson et al. do before every conv."""
+
+    def __init__(self, padding, **kwargs):
+        super().__init__(**kwargs)
+        self.padding = int(padding)
+
+    def call(self, x):
+        p = self.padding
+        return tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]], mode="REFLECT")
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, c = input_shape
+        grow = lambda d: None if d is None else d + 2 * self.padding  # noqa: E731
+        return (n, grow(h), grow(w), c)
+
+    def get_config(self):
+        return {**super().get_config(), "padding": self.padding}
+
+
+@keras.saving.register_keras_serializable(package="tfstyle")
+class InstanceNormalization(layers.Layer):
+    """Per-image, per-channel normalization with a learned scale and offset.
+
+    Statistics are computed in float32 even under a mixed-precision policy: the
+    variance of 128 large activations overflows float16.
+    """
+
+    def __init__(self, epsilon=1e-5, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = epsilon
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        self.scale = self.add_weight(name="scale", shape=(channels,), initializer="ones")
+        self.offset = self.add_weight(name="offset", shape=(channels,), initializer="zeros")
+
+    def call(self, x):
+        x32 = tf.cast(x, tf.float32)
+        mean, variance = tf.nn.moments(x32, axes=[1, 2], keepdims=True)
+        y = (x32 - mean) * tf.math.rsqrt(variance + self.epsilon)
+        y = y * tf.cast(self.scale, tf.float32) + tf.cast(self.offset, tf.float32)
+        return tf.cast(y, self.compute_dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon}
+
+
+@keras.saving.register_keras_serializable(package="tfstyle")
+class NearestUpsampling2D(layers.Layer):
+    """Doubles H and W with nearest-neighbour resizing; works for any input size."""
+
+    def __init__(self, factor=2, **kwargs):
+        super().__init__(**kwargs)
+        self.factor = int(factor)
+
+    def call(self, x):
+        size = tf.shape(x)[1:3] * self.factor
+        y = tf.image.resize(x, size, method="nearest")
+        return tf.cast(y, x.dtype)
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, c = input_shape
+        grow = lambda d: None if d is None else d * self.factor  # noqa: E731
+        return (n, grow(h), grow(w), c)
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor}
+
+
+def _conv(x, filters, kernel, stride, name, norm=True, relu=True):
+    """Reflection pad -> conv -> instance norm -> ReLU."""
+    x = ReflectionPadding2D(kernel // 2, name=f"{name}_pad")(x)
+    x = layers.Conv2D(filters, kernel, strides=stride, padding="valid", name=f"{name}_conv")(x)
+    if norm:
+        x = InstanceNormalization(name=f"{name}_norm")(x)
+    if relu:
+        x = layers.ReLU(name=f"{name}_relu")(x)
+    return x
+
+
+def _residual_block(x, name):
+    y = _conv(x, 128, 3, 1, f"{name}_a")
+    y = _conv(y, 128, 3, 1, f"{name}_b", relu=False)
+    return layers.Add(name=f"{name}_add")([x, y])
+
+
+def build_transformer(name="transformer"):
+    """Returns the transformer net: float RGB 0..255 in, float RGB 0..255 out, same H x W.
+
+    Any H and W work: the input is reflection-padded up to a multiple of 4 before
+    the two stride-2 convs and the output is cropped back, so a 257x301 photo comes
+    back 257x301.
+    """
+    image = keras.Input(shape=(None, None, 3), name="image")
+    x = layers.Rescaling(1.0 / 255.0, name="to_unit")(image)
+    x = PadToMultiple(4, name="pad_to_multiple")(x)
+    for i, (filters, kernel, stride) in enumerate(DOWNSAMPLE, start=1):
+        x = _conv(x, filters, kernel, stride, f"down{i}")
+    for i in range(1, NUM_RESIDUAL_BLOCKS + 1):
+        x = _residual_block(x, f"res{i}")
+    for i, (filters, kernel) in enumerate(UPSAMPLE, start=1):
+        x = NearestUpsampling2D(2, name=f"up{i}_resize")(x)
+        x = _conv(x, filters, kernel, 1, f"up{i}")
+    x = _conv(x, 3, 9, 1, "out", norm=False, relu=False)
+    # tanh keeps the output in 0..255 (bounded outputs also quantize well).
+    x = layers.Activation("tanh", dtype="float32", name="out_tanh")(x)
+    x = layers.Rescaling(127.5, offset=127.5, dtype="float32", name="to_pixels")(x)
+    x = CropLike(name="crop_to_input", dtype="float32")([x, image])
+    return keras.Model(image, x, name=name)
+
+
+@keras.saving.register_keras_serializable(package="tfstyle")
+class PadToMultiple(layers.Layer):
+    """Reflection-pads bottom/right so H and W are multiples of ``multiple``."""
+
+    def __init__(self, multiple, **kwargs):
+        super().__init__(**kwargs)
+        self.multiple = int(multiple)
+
+    def call(self, x):
+        hw = tf.shape(x)[1:3]
+        pad = (-hw) % self.multiple
+        return tf.pad(x, [[0, 0], [0, pad[0]], [0, pad[1]], [0, 0]], mode="REFLECT")
+
+    def compute_output_shape(self, input_shape):
+        n, _, _, c = input_shape
+        return (n, None, None, c)
+
+    def get_config(self):
+        return {**super().get_config(), "multiple": self.multiple}
+
+
+@keras.saving.register_keras_serializable(package="tfstyle")
+class CropLike(layers.Layer):
+    """Crops the first input to the H x W of the second (undoes ``PadToMultiple``)."""
+
+    def call(self, inputs):
+        x, reference = inputs
+        hw = tf.shape(reference)[1:3]
+        return x[:, : hw[0], : hw[1], :]
+
+    def compute_output_shape(self, input_shapes):
+        x_shape, ref_shape = input_shapes
+        return (x_shape[0], ref_shape[1], ref_shape[2], x_shape[3])

@@ -1,0 +1,125 @@
+"""The frozen VGG19 loss network, loaded the Keras way.
+
+``weights`` is ``"imagenet"`` (Keras cache, ``$TFSTYLE_VGG19_WEIGHTS``, or a
+download checked by md5), a path to an ``.h5`` file, or ``"random"``: a seeded
+He-initialized VGG19 for tests and offline trials, whose losses say nothing
+about artistic quality.
+"""
+
+import hashlib
+import os
+
+import keras
+import numpy as np
+from absl import logging
+from keras import layers
+
+# lengstrom/fast-style-transfer's VGG19 choice: style relu1_1..relu5_1, content relu4_2.
+DEFAULT_STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
+DEFAULT_CONTENT_LAYER = "block4_conv2"
+
+WEIGHTS_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
+WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/vgg19/" + WEIGHTS_FILE
+WEIGHTS_MD5 = "253f8cb515780f3b799900260a226db6"
+WEIGHTS_ENV = "TFSTYLE_VGG19_WEIGHTS"
+# Mean pixel of ImageNet in BGR order, as in keras.applications.vgg19.preprocess_input.
+IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)
+
+
+class WeightsError(RuntimeError):
+    """VGG19 weights are missing, corrupt, or do not fit the network."""
+
+
+def _md5(path):
+    digest = hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _keras_cache_path():
+    return os.path.join(os.environ.get("KERAS_HOME", os.path.expanduser("~/.keras")), "models", WEIGHTS_FILE)
+
+
+def resolve_imagenet_weights():
+    """Returns a local path to the ImageNet notop weights, downloading them if needed."""
+    candidates = [os.environ.get(WEIGHTS_ENV), _keras_cache_path()]
+    for path in filter(None, candidates):
+        if os.path.isfile(path):
+            if _md5(path) != WEIGHTS_MD5:
+                raise WeightsError(f"{path}: md5 is not {WEIGHTS_MD5}; the file is corrupt or not the Keras VGG19 notop weights")
+            return path
+    try:
+        return keras.utils.get_file(WEIGHTS_FILE, WEIGHTS_URL, cache_subdir="models", file_hash=WEIGHTS_MD5)
+    except Exception as e:  # keras raises bare Exception on fetch failures
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise WeightsError(
+            f"VGG19 ImageNet weights not found at {_keras_cache_path()} and could not be downloaded ({reason}); "
+            f"download {WEIGHTS_URL} to that path or set {WEIGHTS_ENV}, pass --vgg_weights=PATH, "
+            "or --vgg_weights=random for a trial run"
+        ) from None
+
+
+@keras.saving.register_keras_serializable(package="tfstyle")
+class VGGPreprocess(layers.Layer):
+    """RGB 0..255 -> BGR minus the ImageNet mean: ``vgg19.preprocess_input`` as a layer."""
+
+    def call(self, rgb):
+        bgr = rgb[..., ::-1]
+        return bgr - keras.ops.convert_to_tensor(IMAGENET_BGR_MEAN, dtype=bgr.dtype)
+
+
+def _randomize(model, seed):
+    """Seeded He-normal kernels and zero biases: activations keep their scale through 16 ReLU convs."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, layers.Conv2D):
+            kernel, bias = layer.get_weights()
+            fan_in = np.prod(kernel.shape[:3])
+            kernel = rng.normal(0.0, np.sqrt(2.0 / fan_in), kernel.shape).astype(np.float32)
+            layer.set_weights([kernel, np.zeros_like(bias)])
+
+
+def build_loss_network(weights="imagenet", style_layers=DEFAULT_STYLE_LAYERS, content_layer=DEFAULT_CONTENT_LAYER, seed=0):
+    """Frozen VGG19 truncated after the deepest layer used.
+
+    Takes RGB 0..255 images; returns ``{"style": {layer: features}, "content": features}``.
+    """
+    style_layers = tuple(style_layers)
+    if weights == "random":
+        logging.warning(
+            "Using a RANDOM seeded VGG19 (seed %d) as loss network: losses and images from this run "
+            "say NOTHING about artistic quality. Use --vgg_weights=imagenet for real training.", seed)
+        path = None
+    elif weights == "imagenet":
+        path = resolve_imagenet_weights()
+    elif os.path.isfile(weights):
+        path = weights
+    else:
+        raise WeightsError(f"{weights}: no such VGG19 weights file (expected 'imagenet', 'random' or a path to an .h5)")
+
+    vgg = keras.applications.VGG19(include_top=False, weights=None, input_shape=(None, None, 3))
+    if path is not None:
+        try:
+            vgg.load_weights(path)
+        except Exception as e:
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise WeightsError(f"{path}: cannot load as VGG19 notop weights ({reason})") from None
+    unknown = [n for n in (*style_layers, content_layer) if n not in {l.name for l in vgg.layers}]
+    if unknown:
+        raise ValueError(f"unknown VGG19 layer(s) {unknown}; use names like block1_conv1 ... block5_conv4")
+    if path is None:
+        _randomize(vgg, seed)
+
+    image = keras.Input(shape=(None, None, 3), name="rgb_0_255")
+    x = VGGPreprocess(name="vgg_preprocess")(image)
+    deepest = max(vgg.layers.index(vgg.get_layer(n)) for n in (*style_layers, content_layer))
+    outputs = {}
+    for layer in vgg.layers[1 : deepest + 1]:
+        x = layer(x)
+        if layer.name in style_layers or layer.name == content_layer:
+            outputs[layer.name] = x
+    net = keras.Model(image, {"style": {n: outputs[n] for n in style_layers}, "content": outputs[content_layer]}, name="vgg19_loss")
+    net.trainable = False
+    return net
