@@ -22,3 +22,24 @@ def resolve_style(style):
     if os.path.isfile(style):
         return style
     raise UnknownStyleError(f"unknown style '{style}': use one of {', '.join(STYLE_NAMES)} or a path to an image file")
+
+
+def trained_weights_path(style, runs_dir="runs"):
+    """Where ``train.py`` leaves the final transformer weights and ``export.py`` finds them."""
+    return os.path.join(runs_dir, style_name(style), "transformer.weights.h5")
+
+
+def load_style_image(style, style_size=512):
+    """The style image as float32 [1, H, W, 3] in 0..255, longer side scaled to ``style_size``."""
+    import numpy as np
+    from PIL import Image
+
+    from tfstyle.images import load_image
+
+    array = load_image(resolve_style(style))
+    if style_size:
+        h, w = array.shape[:2]
+        scale = style_size / max(h, w)
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        array = np.asarray(Image.fromarray(array).resize(size, Image.BICUBIC))
+    return array[None].astype(np.float32)

@@ -26,7 +26,11 @@ WEIGHTS_ENV = "TFSTYLE_VGG19_WEIGHTS"
 IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)
 
 
-class WeightsError(RuntimeError):
+class LossNetworkError(RuntimeError):
+    """The loss network cannot be built as asked (unknown layer names)."""
+
+
+class WeightsError(LossNetworkError):
     """VGG19 weights are missing, corrupt, or do not fit the network."""
 
 
@@ -108,7 +112,7 @@ def build_loss_network(weights="imagenet", style_layers=DEFAULT_STYLE_LAYERS, co
             raise WeightsError(f"{path}: cannot load as VGG19 notop weights ({reason})") from None
     unknown = [n for n in (*style_layers, content_layer) if n not in {l.name for l in vgg.layers}]
     if unknown:
-        raise ValueError(f"unknown VGG19 layer(s) {unknown}; use names like block1_conv1 ... block5_conv4")
+        raise LossNetworkError(f"unknown VGG19 layer(s) {unknown}; use names like block1_conv1 ... block5_conv4")
     if path is None:
         _randomize(vgg, seed)
 

@@ -1,0 +1,129 @@
+"""Training data as tf.data pipelines: a folder of photos, or a TFDS dataset (COCO).
+
+Each image is scaled so its shorter side equals ``image_size`` (small images are
+upscaled), randomly cropped to a square and randomly flipped. Files that cannot
+be decoded are skipped and counted, never allowed to stop a run.
+"""
+
+import threading
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+from PIL import Image
+
+from tfstyle.images import ImageError, list_images, load_image
+
+
+class DataError(RuntimeError):
+    """The training data cannot be used at all (missing folder, no images, unknown dataset)."""
+
+
+class SkippedFiles:
+    """Thread-safe record of files the pipeline could not decode (each logged once)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.reasons = {}
+
+    def add(self, path, reason):
+        with self._lock:
+            if path not in self.reasons:
+                self.reasons[path] = reason
+                logging.warning("skipping %s", reason)
+
+    def __len__(self):
+        return len(self.reasons)
+
+
+def scan_folder(directory, skipped):
+    """Paths below ``directory`` whose header PIL can read; the rest go to ``skipped``.
+
+    Reading headers only keeps this fast for large folders; truncated files that
+    pass it are caught when decoded.
+    """
+    try:
+        paths = list_images(directory)
+    except FileNotFoundError:
+        raise DataError(f"{directory}: no such directory") from None
+    readable = []
+    for path in paths:
+        try:
+            with Image.open(path) as img:
+                img.size  # noqa: B018 - forces the header parse
+            readable.append(path)
+        except Exception as e:  # any failure here means the file is unusable
+            skipped.add(path, f"{path}: not a readable image ({type(e).__name__})")
+    if not readable:
+        raise DataError(f"{directory}: no readable images found (looked for jpg, jpeg, png, webp, bmp)")
+    return readable
+
+
+def random_crop(image, image_size, seed=None):
+    """uint8 [H, W, 3] -> float32 [S, S, 3]: shorter side to S, random square crop, random flip."""
+    shape = tf.shape(image)
+    h, w = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
+    scale = image_size / tf.minimum(h, w)
+    new_hw = tf.maximum(tf.cast(tf.round(tf.stack([h, w]) * scale), tf.int32), image_size)
+    image = tf.image.resize(image, new_hw, method="bilinear", antialias=True)
+    image = tf.image.random_crop(image, [image_size, image_size, 3], seed=seed)
+    image = tf.image.random_flip_left_right(image, seed=seed)
+    return tf.clip_by_value(image, 0.0, 255.0)
+
+
+def folder_dataset(directory, image_size, batch_size, skipped=None, shuffle_seed=None):
+    """Infinite batches of random crops from the photos below ``directory``."""
+    skipped = SkippedFiles() if skipped is None else skipped
+    paths = scan_folder(directory, skipped)
+    logging.info("training on %d images from %s (%d unreadable skipped)", len(paths), directory, len(skipped))
+
+    def decode(path):
+        path = path.decode()
+        try:
+            # JPEG draft decoding: a huge photo decodes at the smallest scale that still covers the crop.
+            return load_image(path, max_side=image_size), True
+        except ImageError as e:
+            skipped.add(path, str(e))
+            return np.zeros((1, 1, 3), np.uint8), False
+
+    def load(path):
+        image, ok = tf.numpy_function(decode, [path], (tf.uint8, tf.bool), stateful=False)
+        image.set_shape([None, None, 3])
+        ok.set_shape([])
+        return image, ok
+
+    ds = tf.data.Dataset.from_tensor_slices(paths)
+    ds = ds.shuffle(len(paths), seed=shuffle_seed, reshuffle_each_iteration=True).repeat()
+    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.filter(_decoded).map(_image)
+    return _batch(ds, image_size, batch_size)
+
+
+def _decoded(image, ok):
+    return ok
+
+
+def _image(image, ok):
+    return image
+
+
+def tfds_dataset(name, image_size, batch_size, data_dir=None, split="train"):
+    """Infinite batches of random crops from a TFDS image dataset such as ``coco/2017``."""
+    import tensorflow_datasets as tfds
+
+    try:
+        ds = tfds.load(name, split=split, data_dir=data_dir, shuffle_files=True)
+    except Exception as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise DataError(f"tensorflow-datasets '{name}': cannot load ({reason}); use --data_dir=FOLDER for your own photos") from None
+    ds = ds.map(lambda ex: ex["image"], num_parallel_calls=tf.data.AUTOTUNE).shuffle(1000).repeat()
+    return _batch(ds, image_size, batch_size)
+
+
+def _batch(ds, image_size, batch_size):
+    ds = ds.map(lambda image: random_crop(image, image_size), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    # Workers each read the whole file list and keep every n-th element.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(options)

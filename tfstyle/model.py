@@ -1,0 +1,83 @@
+"""The training model: a transformer net trained against a frozen VGG19 loss network.
+
+``StyleTransferModel`` is a ``keras.Model`` with its own ``train_step`` so that
+``fit()`` brings everything Keras offers (callbacks, progress bar, distribution,
+mixed precision with loss scaling, XLA) to a loss that is not a function of
+(y_true, y_pred).
+"""
+
+import keras
+import tensorflow as tf
+
+from tfstyle import losses
+
+LOSS_NAMES = ("loss", "content", "style", "tv")
+
+
+class StyleTransferModel(keras.Model):
+    """Wraps ``transformer`` (trained) and ``loss_network`` (frozen) with the style's Gram targets.
+
+    ``fit()`` takes batches of content images (float32, RGB 0..255); there are no labels.
+    """
+
+    def __init__(self, transformer, loss_network, style_image, content_weight=7.5, style_weight=100.0, tv_weight=200.0, **kwargs):
+        super().__init__(**kwargs)
+        self.transformer = transformer
+        self.loss_network = loss_network
+        self.loss_network.trainable = False
+        self.content_weight = float(content_weight)
+        self.style_weight = float(style_weight)
+        self.tv_weight = float(tv_weight)
+        style_features = loss_network(tf.convert_to_tensor(style_image, tf.float32), training=False)["style"]
+        # Gram targets as non-trainable float32 weights: they live on every replica.
+        self.style_grams = {}
+        for name, features in style_features.items():
+            gram = losses.gram_matrix(features)
+            self.style_grams[name] = self.add_weight(
+                name=f"style_gram_{name}", shape=gram.shape, dtype="float32", trainable=False,
+                initializer="zeros")
+            self.style_grams[name].assign(gram)
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_NAMES}
+
+    def call(self, images, training=False):
+        return self.transformer(images, training=training)
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def compute_losses(self, images, training=False):
+        """Per-replica batch means of the weighted content, style, TV and total losses (float32)."""
+        images = tf.cast(images, tf.float32)
+        stylized = tf.cast(self.transformer(images, training=training), tf.float32)
+        # One batched VGG call for the content targets and the stylized images.
+        features = self.loss_network(tf.concat([images, stylized], axis=0), training=False)
+        n = tf.shape(images)[0]
+        content_target = tf.stop_gradient(features["content"][:n])
+        content = self.content_weight * losses.content_loss(features["content"][n:], content_target)
+        style = self.style_weight * losses.style_loss(
+            {name: f[n:] for name, f in features["style"].items()}, self.style_grams)
+        tv = self.tv_weight * losses.total_variation_loss(stylized)
+        result = {"content": tf.reduce_mean(content), "style": tf.reduce_mean(style), "tv": tf.reduce_mean(tv)}
+        result["loss"] = result["content"] + result["style"] + result["tv"]
+        return result
+
+    def _update_metrics(self, values):
+        for name, tracker in self.trackers.items():
+            tracker.update_state(values[name])
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    def train_step(self, images):
+        variables = self.transformer.trainable_variables
+        with tf.GradientTape() as tape:
+            values = self.compute_losses(images, training=True)
+            # Gradients are summed over replicas: divide so the sum is the global-batch mean.
+            loss = values["loss"] / tf.distribute.get_strategy().num_replicas_in_sync
+            # Multiplies by the dynamic loss scale under mixed_float16 (LossScaleOptimizer).
+            loss = self.optimizer.scale_loss(loss)
+        gradients = tape.gradient(loss, variables)
+        self.optimizer.apply_gradients(zip(gradients, variables))
+        return self._update_metrics(values)
+
+    def test_step(self, images):
+        return self._update_metrics(self.compute_losses(images, training=False))
