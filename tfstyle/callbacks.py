@@ -16,7 +16,16 @@ def weights_are_finite(model):
 
 
 class SafeBackupAndRestore(keras.callbacks.BackupAndRestore):
-    """``BackupAndRestore`` that never overwrites a good backup with NaN weights."""
+    """``BackupAndRestore`` that never overwrites a good backup with NaN weights, and says when it resumes."""
+
+    def __init__(self, backup_dir, steps_of, **kwargs):
+        super().__init__(backup_dir, **kwargs)
+        self.steps_of = steps_of
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if self.steps_of(self.model):
+            logging.info("resuming from the checkpoint in %s at step %d", self.backup_dir, self.steps_of(self.model))
 
     def on_epoch_end(self, epoch, logs=None):
         if not np.isfinite((logs or {}).get("loss", 0.0)) or not weights_are_finite(self.model.transformer):

@@ -67,7 +67,8 @@ class StyleTransferModel(keras.Model):
             tracker.update_state(values[name])
         return {name: tracker.result() for name, tracker in self.trackers.items()}
 
-    def train_step(self, images):
+    def train_step(self, data):
+        images, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         variables = self.transformer.trainable_variables
         with tf.GradientTape() as tape:
             values = self.compute_losses(images, training=True)
@@ -79,5 +80,6 @@ class StyleTransferModel(keras.Model):
         self.optimizer.apply_gradients(zip(gradients, variables))
         return self._update_metrics(values)
 
-    def test_step(self, images):
+    def test_step(self, data):
+        images, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         return self._update_metrics(self.compute_losses(images, training=False))

@@ -10,7 +10,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 
 import keras
 import numpy as np
@@ -112,8 +111,10 @@ def train(config):
     styles.resolve_style(config.style)  # fail on an unknown style before anything slow
     precision = distribution.set_precision(config.precision)
     strategy = distribution.make_strategy(config.strategy)
-    _, is_chief = distribution.worker_index()
-    out_dir = run_dir(config) if is_chief else tempfile.mkdtemp(prefix="tfstyle_worker_")
+    worker, is_chief = distribution.worker_index()
+    # Every worker keeps its own backup (a restarted worker must resume where the chief does);
+    # only the chief's final weights are the run's result.
+    out_dir = run_dir(config) if is_chief else os.path.join(run_dir(config), f"worker{worker}")
     skipped = data.SkippedFiles()
     dataset = make_dataset(config, skipped)
     model = build_model(config, strategy)
@@ -125,7 +126,7 @@ def train(config):
     preview_images = next(iter(dataset))[: config.preview_count]
     callbacks = [
         # Kept after the run, so the same command run again after the end resumes at the end.
-        cb.SafeBackupAndRestore(os.path.join(out_dir, "backup"), double_checkpoint=True, delete_checkpoint=False),
+        cb.SafeBackupAndRestore(os.path.join(out_dir, "backup"), steps_of, double_checkpoint=True, delete_checkpoint=False),
         cb.TransformerCheckpoint(os.path.join(out_dir, "checkpoints"), steps_of, keep=config.keep_checkpoints),
         cb.PreviewGrid(preview_images, os.path.join(out_dir, "previews"), os.path.join(out_dir, "logs"),
                        config.preview_every, steps_of),

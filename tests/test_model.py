@@ -1,0 +1,74 @@
+"""The training model: custom train_step, loss scaling, tf.distribute (random seeded VGG19)."""
+
+import dataclasses
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfstyle import distribution, training
+
+TINY = training.TrainConfig(style="mosaic", style_size=32, vgg_weights="random", batch_size=4, steps=10)
+
+
+def build(strategy=None, **overrides):
+    return training.build_model(dataclasses.replace(TINY, **overrides), strategy)
+
+
+def test_training_changes_only_transformer_weights(photo_batch):
+    model = build()
+    vgg_before = [w.copy() for w in model.loss_network.get_weights()]
+    grams_before = [g.numpy().copy() for g in model.style_grams.values()]
+    transformer_before = [w.copy() for w in model.transformer.get_weights()]
+    model.train_on_batch(photo_batch)
+    for a, b in zip(vgg_before, model.loss_network.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(grams_before, model.style_grams.values()):
+        np.testing.assert_array_equal(a, b.numpy())
+    changed = [not np.array_equal(a, b) for a, b in zip(transformer_before, model.transformer.get_weights())]
+    assert all(changed)
+
+
+def test_a_few_steps_reduce_the_loss_on_a_fixed_batch(photo_batch):
+    model = build(lr_schedule="constant", lr=2e-3)
+    before = model.evaluate(photo_batch, batch_size=4, verbose=0, return_dict=True)
+    for _ in range(8):
+        model.train_on_batch(photo_batch)
+    after = model.evaluate(photo_batch, batch_size=4, verbose=0, return_dict=True)
+    assert set(before) == {"loss", "content", "style", "tv"}
+    assert after["loss"] < 0.8 * before["loss"], (before, after)
+
+
+def test_mixed_float16_step_is_finite_and_close_to_float32(photo_batch, float32_policy):
+    distribution.set_precision("float32")
+    reference = build().train_on_batch(photo_batch, return_dict=True)
+    distribution.set_precision("mixed_float16")
+    model = build()
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert model.transformer.get_layer("down2_conv").compute_dtype == "float16"
+    mixed = model.train_on_batch(photo_batch, return_dict=True)
+    assert np.isfinite(mixed["loss"])
+    np.testing.assert_allclose(mixed["loss"], reference["loss"], rtol=0.05)
+
+
+def test_mirrored_strategy_matches_default_strategy(photo_batch):
+    """One SGD step (sensitive to how replica losses are scaled) over 2 logical CPUs vs 1 device."""
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")]
+    assert len(devices) == 2, "conftest must configure two logical CPUs"
+    results = []
+    initial = None
+    for strategy in (tf.distribute.get_strategy(), tf.distribute.MirroredStrategy(devices)):
+        model = build(strategy)
+        initial = initial or model.transformer.get_weights()
+        with strategy.scope():
+            model.compile(optimizer=keras.optimizers.SGD(1e-6))
+        logs = model.fit(photo_batch, batch_size=4, epochs=1, shuffle=False, verbose=0).history
+        results.append((model.transformer.get_weights(), logs["loss"][0]))
+    (single, single_loss), (mirrored, mirrored_loss) = results
+    assert mirrored_loss == pytest.approx(single_loss, rel=1e-5)
+    update_single = np.concatenate([(a - w).ravel() for a, w in zip(single, initial)])
+    update_mirrored = np.concatenate([(b - w).ravel() for b, w in zip(mirrored, initial)])
+    assert np.linalg.norm(update_single) > 0
+    relative = np.linalg.norm(update_single - update_mirrored) / np.linalg.norm(update_single)
+    assert relative < 1e-4, relative
