@@ -49,7 +49,6 @@ def main(argv):
     try:
         training.train(config)
     except (styles.UnknownStyleError, data.DataError, vgg.LossNetworkError, images.ImageError, training.TrainingError) as e:
-        logging.error("%s", e)
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
 

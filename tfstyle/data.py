@@ -3,6 +3,9 @@
 Each image is scaled so its shorter side equals ``image_size`` (small images are
 upscaled), randomly cropped to a square and randomly flipped. Files that cannot
 be decoded are skipped and counted, never allowed to stop a run.
+
+Flat crops (a blank scan, an overexposed sky) are dropped: on a constant image
+every instance norm divides by sqrt(epsilon), and the gradients overflow to NaN.
 """
 
 import threading
@@ -13,6 +16,10 @@ from absl import logging
 from PIL import Image
 
 from tfstyle.images import ImageError, list_images, load_image
+
+
+# Crops whose pixel standard deviation (0..255 scale) is below this are dropped.
+MIN_CROP_STD = 1.0
 
 
 class DataError(RuntimeError):
@@ -81,7 +88,10 @@ def folder_dataset(directory, image_size, batch_size, skipped=None, shuffle_seed
         path = path.decode()
         try:
             # JPEG draft decoding: a huge photo decodes at the smallest scale that still covers the crop.
-            return load_image(path, max_side=image_size), True
+            image = load_image(path, max_side=image_size)
+            if image.std() < MIN_CROP_STD:
+                raise ImageError(f"{path}: flat image (a single colour), nothing to learn from")
+            return image, True
         except ImageError as e:
             skipped.add(path, str(e))
             return np.zeros((1, 1, 3), np.uint8), False
@@ -122,6 +132,7 @@ def tfds_dataset(name, image_size, batch_size, data_dir=None, split="train"):
 
 def _batch(ds, image_size, batch_size):
     ds = ds.map(lambda image: random_crop(image, image_size), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.filter(lambda crop: tf.math.reduce_std(crop) >= MIN_CROP_STD)
     ds = ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
     options = tf.data.Options()
     # Workers each read the whole file list and keep every n-th element.

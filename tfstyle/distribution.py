@@ -41,7 +41,7 @@ def make_strategy(name="auto"):
         strategy = tf.distribute.MirroredStrategy()
     else:
         strategy = tf.distribute.get_strategy()
-    logging.info("strategy %s with %d replica(s)", type(strategy).__name__, strategy.num_replicas_in_sync)
+    logging.info("strategy %s (%s) with %d replica(s)", name, type(strategy).__name__, strategy.num_replicas_in_sync)
     return strategy
 
 

@@ -65,7 +65,13 @@ class StyleTransferModel(keras.Model):
     def _update_metrics(self, values):
         for name, tracker in self.trackers.items():
             tracker.update_state(values[name])
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+        logs = {name: tracker.result() for name, tracker in self.trackers.items()}
+        strategy = tf.distribute.get_strategy()
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and strategy.extended._in_multi_worker_mode():
+            # Keras 3.15 reduces per-replica logs across workers with strategy.reduce(MEAN, axis=0),
+            # which fails on scalars: give them the axis it reduces away.
+            logs = {name: value[None] for name, value in logs.items()}
+        return logs
 
     def train_step(self, data):
         images, _, _ = keras.utils.unpack_x_y_sample_weight(data)

@@ -1,0 +1,129 @@
+"""``python train.py`` as users run it: bad input, skipped files, resume after SIGKILL, multi-worker."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import REPO, TRAIN_DIR
+from images_zoo import BAD_FILES, make_zoo
+
+TINY_FLAGS = ["--vgg_weights=random", "--image_size=32", "--style_size=32", "--batch_size=2", "--preview_every=0"]
+
+
+def train_command(*flags):
+    return [sys.executable, os.path.join(REPO, "train.py"), *flags]
+
+
+def run_train(*flags, env=None, timeout=240):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
+    return subprocess.run(train_command(*flags), capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO)
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr + result.stdout
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, result.stderr[-2000:]
+    for fragment in fragments:
+        assert fragment in errors[0]
+
+
+def test_unknown_style_lists_the_valid_names(tmp_path):
+    result = run_train("--style=monet", f"--data_dir={TRAIN_DIR}", f"--runs_dir={tmp_path}", *TINY_FLAGS)
+    assert_one_line_error(result, "unknown style 'monet'", "mosaic", "the_scream")
+
+
+def test_missing_data_dir(tmp_path):
+    result = run_train("--style=mosaic", f"--data_dir={tmp_path}/nowhere", f"--runs_dir={tmp_path}", *TINY_FLAGS)
+    assert_one_line_error(result, f"{tmp_path}/nowhere: no such directory")
+
+
+def test_missing_imagenet_weights_say_where_the_file_goes(tmp_path):
+    flags = [f for f in TINY_FLAGS if not f.startswith("--vgg_weights")]
+    result = run_train("--style=mosaic", f"--data_dir={TRAIN_DIR}", f"--runs_dir={tmp_path}", "--vgg_weights=imagenet", *flags,
+                       env={"KERAS_HOME": str(tmp_path / "keras"), "TFSTYLE_VGG19_WEIGHTS": ""})
+    assert_one_line_error(result, os.path.join(str(tmp_path), "keras", "models", "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"))
+
+
+def test_folder_with_bad_files_trains_and_reports_skipped(tmp_path):
+    zoo = make_zoo(str(tmp_path / "photos"), os.path.join(TRAIN_DIR, sorted(os.listdir(TRAIN_DIR))[0]))
+    result = run_train("--style=candy", f"--data_dir={zoo}", f"--runs_dir={tmp_path}/runs", "--steps=6", "--checkpoint_every=6",
+                       *TINY_FLAGS)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "skipped 4 unreadable image file(s)" in result.stderr
+    for name in BAD_FILES:
+        assert name in result.stderr
+    config = json.load(open(tmp_path / "runs" / "candy" / "config.json"))
+    assert config["final_step"] == 6 and config["skipped_files"] == 4
+    assert os.path.exists(tmp_path / "runs" / "candy" / "transformer.weights.h5")
+
+
+def test_resume_after_sigkill_continues_the_step_counter(tmp_path):
+    flags = ["--style=mosaic", f"--data_dir={TRAIN_DIR}", f"--runs_dir={tmp_path}", "--steps=40", "--checkpoint_every=2", *TINY_FLAGS]
+    backup = tmp_path / "mosaic" / "backup" / "training_metadata.json"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    process = subprocess.Popen(train_command(*flags), cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 180
+    while not backup.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert backup.exists(), "no checkpoint was written before the kill"
+    killed_at = json.load(open(backup))["epoch"] * 2
+    assert 2 <= killed_at < 40, "the first run finished before it could be killed"
+
+    result = run_train(*flags)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "resuming from the checkpoint" in result.stderr
+    resumed_at = int(result.stderr.split("resuming from the checkpoint")[1].split("at step ")[1].split()[0])
+    assert resumed_at >= killed_at
+    assert json.load(open(tmp_path / "mosaic" / "config.json"))["final_step"] == 40
+
+
+def free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_multi_worker_training_ends_with_identical_weights(tmp_path):
+    """Two worker processes on 127.0.0.1, each with its own TF_CONFIG, as on two machines."""
+    from tfstyle.transformer import build_transformer
+
+    workers = [f"127.0.0.1:{p}" for p in free_ports(2)]
+    processes = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TF_CONFIG": tf_config}
+        log = open(tmp_path / f"worker{index}.log", "w")
+        flags = ["--style=mosaic", f"--data_dir={TRAIN_DIR}", f"--runs_dir={tmp_path}", "--steps=2", "--checkpoint_every=2",
+                 *TINY_FLAGS]
+        processes.append(subprocess.Popen(train_command(*flags), cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT))
+    try:
+        codes = [p.wait(timeout=300) for p in processes]
+    finally:
+        for p in processes:
+            p.kill()
+    logs = [open(tmp_path / f"worker{i}.log").read() for i in range(2)]
+    assert codes == [0, 0], logs[0][-2000:] + logs[1][-2000:]
+    assert "strategy multi_worker (CollectiveAllReduceStrategy) with 2 replica(s)" in logs[0]
+    weights = []
+    for path in (tmp_path / "mosaic" / "transformer.weights.h5", tmp_path / "mosaic" / "worker1" / "transformer.weights.h5"):
+        net = build_transformer()
+        initial = net.get_weights()
+        net.load_weights(str(path))
+        assert any(not np.array_equal(a, b) for a, b in zip(initial, net.get_weights()))
+        weights.append(net.get_weights())
+    for a, b in zip(*weights):
+        np.testing.assert_array_equal(a, b)
