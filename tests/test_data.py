@@ -81,3 +81,17 @@ def test_missing_or_empty_folder_is_a_data_error(tmp_path):
         data.folder_dataset(str(tmp_path / "nope"), 32, 2)
     with pytest.raises(data.DataError, match="no readable images"):
         data.folder_dataset(str(tmp_path), 32, 2)
+
+
+def test_tfds_pipeline_on_mocked_coco():
+    """The TFDS path, on tfds' own mock of coco/2017 (the real data needs a download)."""
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=6):
+        batch = next(iter(data.tfds_dataset("coco/2017", image_size=32, batch_size=3)))
+    assert batch.shape == (3, 32, 32, 3)
+
+
+def test_unknown_tfds_dataset_is_a_data_error():
+    with pytest.raises(data.DataError, match="no_such_dataset"):
+        data.tfds_dataset("no_such_dataset", 32, 2)

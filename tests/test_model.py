@@ -72,3 +72,25 @@ def test_mirrored_strategy_matches_default_strategy(photo_batch):
     assert np.linalg.norm(update_single) > 0
     relative = np.linalg.norm(update_single - update_mirrored) / np.linalg.norm(update_single)
     assert relative < 1e-4, relative
+
+
+def test_gradient_accumulation_updates_every_accum_steps(photo_batch):
+    model = build(accum_steps=2)
+    start = [w.copy() for w in model.transformer.get_weights()]
+    model.train_on_batch(photo_batch[:2])
+    assert all(np.array_equal(a, b) for a, b in zip(start, model.transformer.get_weights()))
+    model.train_on_batch(photo_batch[2:])
+    assert not all(np.array_equal(a, b) for a, b in zip(start, model.transformer.get_weights()))
+
+
+def test_nan_loss_never_overwrites_the_last_good_backup(tmp_path, photo_batch):
+    from tfstyle.callbacks import SafeBackupAndRestore
+
+    model = build()
+    backup = SafeBackupAndRestore(str(tmp_path), lambda m: 0)
+    backup.set_model(model)
+    backup.on_epoch_end(0, {"loss": 1.0})
+    good = (tmp_path / "latest.weights.h5").read_bytes()
+    backup.on_epoch_end(1, {"loss": float("nan")})
+    assert model.stop_training
+    assert (tmp_path / "latest.weights.h5").read_bytes() == good

@@ -9,7 +9,7 @@ mixed precision with loss scaling, XLA) to a loss that is not a function of
 import keras
 import tensorflow as tf
 
-from tfstyle import losses
+from tfstyle import perceptual
 
 LOSS_NAMES = ("loss", "content", "style", "tv")
 
@@ -28,11 +28,9 @@ class StyleTransferModel(keras.Model):
         self.content_weight = float(content_weight)
         self.style_weight = float(style_weight)
         self.tv_weight = float(tv_weight)
-        style_features = loss_network(tf.convert_to_tensor(style_image, tf.float32), training=False)["style"]
         # Gram targets as non-trainable float32 weights: they live on every replica.
         self.style_grams = {}
-        for name, features in style_features.items():
-            gram = losses.gram_matrix(features)
+        for name, gram in perceptual.style_grams(loss_network, style_image).items():
             self.style_grams[name] = self.add_weight(
                 name=f"style_gram_{name}", shape=gram.shape, dtype="float32", trainable=False,
                 initializer="zeros")
@@ -53,14 +51,12 @@ class StyleTransferModel(keras.Model):
         # One batched VGG call for the content targets and the stylized images.
         features = self.loss_network(tf.concat([images, stylized], axis=0), training=False)
         n = tf.shape(images)[0]
-        content_target = tf.stop_gradient(features["content"][:n])
-        content = self.content_weight * losses.content_loss(features["content"][n:], content_target)
-        style = self.style_weight * losses.style_loss(
-            {name: f[n:] for name, f in features["style"].items()}, self.style_grams)
-        tv = self.tv_weight * losses.total_variation_loss(stylized)
-        result = {"content": tf.reduce_mean(content), "style": tf.reduce_mean(style), "tv": tf.reduce_mean(tv)}
-        result["loss"] = result["content"] + result["style"] + result["tv"]
-        return result
+        stylized_features = {"content": features["content"][n:], "style": {k: f[n:] for k, f in features["style"].items()}}
+        values = perceptual.weighted_losses(
+            stylized_features, stylized, tf.stop_gradient(features["content"][:n]), self.style_grams,
+            self.content_weight, self.style_weight, self.tv_weight)
+        values["loss"] = values.pop("total")
+        return {name: tf.reduce_mean(value) for name, value in values.items()}
 
     def _update_metrics(self, values):
         for name, tracker in self.trackers.items():
