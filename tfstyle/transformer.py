@@ -145,7 +145,11 @@ class PadToMultiple(layers.Layer):
     def call(self, x):
         hw = tf.shape(x)[1:3]
         pad = (-hw) % self.multiple
-        return tf.pad(x, [[0, 0], [0, pad[0]], [0, pad[1]], [0, 0]], mode="REFLECT")
+        y = tf.pad(x, [[0, 0], [0, pad[0]], [0, pad[1]], [0, 0]], mode="REFLECT")
+        # A pad with computed amounts loses the static channel count in the TFLite
+        # converter's shape inference, and a conv on [?, ?, ?, ?] cannot become a
+        # builtin op; a reshape to [n, h, w, C] restores it (a no-op at run time).
+        return tf.reshape(y, tf.concat([tf.shape(y)[:3], [x.shape[-1]]], axis=0))
 
     def compute_output_shape(self, input_shape):
         n, _, _, c = input_shape
