@@ -1,0 +1,181 @@
+"""SavedModel export in TF Serving's layout, ``<out>/<style>/<version>/``.
+
+Two signatures, so clients can send either tensors or files:
+
+* ``serving_default``: ``images`` uint8 [batch, H, W, 3] -> ``stylized`` uint8, same size;
+* ``stylize_bytes``: ``image_bytes`` string [batch] (JPEG / PNG / GIF / BMP files;
+  what TF Serving REST decodes from ``{"b64": ...}``) -> ``stylized_bytes`` string
+  [batch], PNG files. The ``_bytes`` suffixes make TF Serving's REST API base64
+  the values both ways.
+
+A version is written under a hidden temporary name next to its final place and
+renamed when complete: TF Serving only loads numeric folder names, so it never
+sees a half-written export, and a failed export leaves earlier versions alone.
+"""
+
+import os
+import re
+import shutil
+import uuid
+
+import tensorflow as tf
+
+from tfstyle import styles
+from tfstyle.transformer import build_transformer
+
+BYTES_SIGNATURE = "stylize_bytes"
+DEFAULT_SIGNATURE = "serving_default"
+IMAGES_KEY = "images"
+STYLIZED_KEY = "stylized"
+IMAGE_BYTES_KEY = "image_bytes"
+STYLIZED_BYTES_KEY = "stylized_bytes"
+
+
+class ExportError(RuntimeError):
+    """Weights are missing or unusable, or the export destination is not writable as asked."""
+
+
+def load_transformer(weights_path):
+    """A transformer with ``weights_path`` (a ``transformer.save_weights`` .h5) loaded."""
+    if not os.path.isfile(weights_path):
+        raise ExportError(f"{weights_path}: no such weights file")
+    model = build_transformer()
+    try:
+        model.load_weights(weights_path)
+    except Exception as e:  # h5py / keras raise many types for unreadable or mismatched files
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ExportError(f"{weights_path}: not transformer weights ({reason})") from None
+    return model
+
+
+def find_weights(style, runs_dir="runs", weights=None):
+    """``weights`` if given, else what ``train.py --style=<style>`` left in ``runs_dir``."""
+    if weights:
+        if not os.path.isfile(weights):
+            raise ExportError(f"{weights}: no such weights file")
+        return weights
+    path = styles.trained_weights_path(style, runs_dir)
+    if not os.path.isfile(path):
+        raise ExportError(
+            f"no trained weights for style '{styles.style_name(style)}' at {path}: "
+            f"run `python train.py --style={style}` first, or pass --weights=PATH"
+        )
+    return path
+
+
+def to_uint8(images):
+    """Float 0..255 -> uint8, rounded (not truncated) and clipped."""
+    return tf.cast(tf.clip_by_value(tf.round(images), 0.0, 255.0), tf.uint8)
+
+
+class ServingModule(tf.Module):
+    """The transformer wrapped with uint8 and encoded-bytes entry points."""
+
+    def __init__(self, model):
+        super().__init__(name="tfstyle_serving")
+        self.model = model
+        # In build order, so ``weights_from_savedmodel`` can put them back into a fresh net.
+        self.transformer_weights = [w.value for w in model.weights]
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name=IMAGES_KEY)])
+    def serve_images(self, images):
+        stylized = self.model(tf.cast(images, tf.float32), training=False)
+        return {STYLIZED_KEY: to_uint8(stylized)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=IMAGE_BYTES_KEY)])
+    def serve_bytes(self, image_bytes):
+        def one(data):
+            tf.debugging.assert_greater(
+                tf.strings.length(data), 0, message="image_bytes: empty string, expected an encoded JPEG or PNG image"
+            )
+            is_image = tf.logical_or(
+                tf.logical_or(tf.strings.substr(data, 0, 3) == b"\xff\xd8\xff", tf.strings.substr(data, 0, 8) == b"\x89PNG\r\n\x1a\n"),
+                tf.logical_or(tf.strings.substr(data, 0, 3) == b"GIF", tf.strings.substr(data, 0, 2) == b"BM"),
+            )
+            tf.debugging.Assert(is_image, ["image_bytes: not a JPEG, PNG, GIF or BMP image (unknown header)"])
+            image = tf.io.decode_image(data, channels=3, dtype=tf.uint8, expand_animations=False)
+            stylized = self.model(tf.cast(image, tf.float32)[None], training=False)[0]
+            return tf.io.encode_png(to_uint8(stylized))
+
+        return {STYLIZED_BYTES_KEY: tf.map_fn(one, image_bytes, fn_output_signature=tf.TensorSpec([], tf.string))}
+
+
+def signatures(module):
+    return {
+        DEFAULT_SIGNATURE: module.serve_images.get_concrete_function(),
+        BYTES_SIGNATURE: module.serve_bytes.get_concrete_function(),
+    }
+
+
+def version_dirs(base):
+    """{version: path} of the numeric folders TF Serving would load under ``base``."""
+    if not os.path.isdir(base):
+        return {}
+    return {int(n): os.path.join(base, n) for n in os.listdir(base) if re.fullmatch(r"\d+", n)}
+
+
+def next_version(base):
+    versions = version_dirs(base)
+    return max(versions) + 1 if versions else 1
+
+
+def export_savedmodel(model, out_dir, style, version=None, overwrite=False):
+    """Writes ``model`` to ``<out_dir>/<style>/<version>/`` atomically; returns that path.
+
+    ``version`` None: one more than the highest existing version (1 for the first).
+    An existing version is replaced only with ``overwrite``.
+    """
+    base = os.path.join(out_dir, styles.style_name(style))
+    os.makedirs(base, exist_ok=True)
+    version = next_version(base) if version is None else int(version)
+    if version < 1:
+        raise ExportError(f"--version must be a positive integer, got {version}")
+    final = os.path.join(base, str(version))
+    if os.path.exists(final) and not overwrite:
+        raise ExportError(f"{final} already exists: pass another --version, or --overwrite to replace it")
+    # Hidden and non-numeric: TF Serving's file system poller ignores it while it is written.
+    tmp = os.path.join(base, f".tmp-{version}-{uuid.uuid4().hex[:8]}")
+    try:
+        module = ServingModule(model)
+        tf.saved_model.save(module, tmp, signatures=signatures(module))
+        if os.path.exists(final):
+            # Swap: the old version disappears only once the new one is complete.
+            old = os.path.join(base, f".old-{version}-{uuid.uuid4().hex[:8]}")
+            os.rename(final, old)
+            os.rename(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def latest_savedmodel(out_dir, style):
+    """Path of the highest version exported for ``style`` under ``out_dir``, or None."""
+    versions = version_dirs(os.path.join(out_dir, styles.style_name(style)))
+    return versions[max(versions)] if versions else None
+
+
+def is_savedmodel_dir(path):
+    return os.path.isfile(os.path.join(path, "saved_model.pb"))
+
+
+def weights_from_savedmodel(path):
+    """Rebuilds the Keras transformer from an exported SavedModel (for tiled stylize)."""
+    loaded = tf.saved_model.load(path)
+    values = getattr(loaded, "transformer_weights", None)
+    model = build_transformer()
+    if values is None or len(values) != len(model.weights):
+        raise ExportError(f"{path}: not a tfstyle SavedModel (no transformer weights inside)")
+    for w, v in zip(model.weights, values):
+        if tuple(w.shape) != tuple(v.shape):
+            raise ExportError(f"{path}: weight {w.path} has shape {tuple(v.shape)}, expected {tuple(w.shape)}")
+        w.assign(v.numpy())
+    return model
+
+
+def dir_size(path):
+    """Total bytes of the files below ``path``."""
+    return sum(os.path.getsize(os.path.join(r, f)) for r, _, files in os.walk(path) for f in files)
+
