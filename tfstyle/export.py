@@ -13,14 +13,17 @@ renamed when complete: TF Serving only loads numeric folder names, so it never
 sees a half-written export, and a failed export leaves earlier versions alone.
 """
 
+import json
 import os
 import re
 import shutil
 import uuid
 
+import numpy as np
 import tensorflow as tf
 
-from tfstyle import styles
+from tfstyle import styles, tflite
+from tfstyle.images import list_images, load_image
 from tfstyle.transformer import build_transformer
 
 BYTES_SIGNATURE = "stylize_bytes"
@@ -179,3 +182,115 @@ def dir_size(path):
     """Total bytes of the files below ``path``."""
     return sum(os.path.getsize(os.path.join(r, f)) for r, _, files in os.walk(path) for f in files)
 
+
+
+def psnr(a, b):
+    """PSNR in dB between two uint8 images (inf when identical)."""
+    mse = np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2)
+    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
+
+
+def compare_tflite(savedmodel_path, tflite_models, image_paths):
+    """PSNR and max error of each TFLite model's uint8 output against the float SavedModel's.
+
+    ``tflite_models``: {mode: flatbuffer bytes}. Returns {mode: {"psnr_mean", "psnr_min",
+    "max_abs_error", "per_image": [...]}} on the full-size images.
+    """
+    serve = tf.saved_model.load(savedmodel_path).signatures[DEFAULT_SIGNATURE]
+    runners = {mode: tflite.TFLiteStylizer(content) for mode, content in tflite_models.items()}
+    per_image = {mode: [] for mode in runners}
+    for path in image_paths:
+        image = load_image(path)
+        reference = serve(images=tf.constant(image[None]))[STYLIZED_KEY][0].numpy()
+        for mode, run in runners.items():
+            out = np.clip(np.round(run(image)), 0, 255).astype(np.uint8)
+            per_image[mode].append({
+                "image": os.path.basename(path),
+                "size": f"{image.shape[1]}x{image.shape[0]}",
+                "psnr": round(psnr(out, reference), 2),
+                "max_abs_error": int(np.abs(out.astype(np.int16) - reference.astype(np.int16)).max()),
+            })
+    summary = {}
+    for mode, rows in per_image.items():
+        values = [r["psnr"] for r in rows]
+        summary[mode] = {
+            "psnr_mean": round(float(np.mean(values)), 2) if values else None,
+            "psnr_min": round(float(np.min(values)), 2) if values else None,
+            "max_abs_error": max((r["max_abs_error"] for r in rows), default=None),
+            "per_image": rows,
+        }
+    return summary
+
+
+def report_path(out_dir, style):
+    return os.path.join(out_dir, f"{styles.style_name(style)}_export_report.json")
+
+
+def tflite_path(out_dir, style, mode):
+    return os.path.join(out_dir, f"{styles.style_name(style)}_{mode}.tflite")
+
+
+def export_style(
+    style,
+    weights,
+    out_dir="saved_models",
+    version=None,
+    overwrite=False,
+    tflite_modes=("int8", "fp16"),
+    calibration_dir=None,
+    num_crops=100,
+    crop_size=256,
+    eval_dir=None,
+    eval_max_images=None,
+):
+    """The whole export: SavedModel version, TFLite files, and the report (returned and saved).
+
+    Conversions run before anything is written, so a failure leaves the previous
+    export untouched; every file is written under a temporary name and renamed.
+    """
+    model = load_transformer(weights)
+    converted = {}
+    calibration_info = None
+    for mode in tflite_modes:
+        if mode == "int8":
+            if not calibration_dir:
+                raise ExportError("int8 export needs --calibration_dir (a folder of photos)")
+            crops = tflite.representative_crops(calibration_dir, num_crops, crop_size)
+            calibration_info = {"dir": calibration_dir, "crops": len(crops), "crop_size": crop_size}
+            content = tflite.convert(model, "int8", crops)
+            tflite.check_integer_only(content)
+        else:
+            content = tflite.convert(model, mode)
+        converted[mode] = content
+
+    saved = export_savedmodel(model, out_dir, style, version=version, overwrite=overwrite)
+    report = {
+        "style": styles.style_name(style),
+        "weights": os.path.abspath(weights),
+        "savedmodel": {"path": saved, "version": int(os.path.basename(saved)), "bytes": dir_size(saved)},
+        "tflite": {},
+    }
+    for mode, content in converted.items():
+        path = tflite_path(out_dir, style, mode)
+        tflite.write_atomic(path, content)
+        runner = tflite.TFLiteStylizer(content)
+        ops = tflite.op_report(content)
+        report["tflite"][mode] = {
+            "path": path,
+            "bytes": os.path.getsize(path),
+            "ops": ops["ops"],
+            "float_ops": ops["float_ops"],
+            "io_types": ops["io_types"],
+            "input_quantization": [float(v) for v in runner.input["quantization"]],
+            "output_quantization": [float(v) for v in runner.output["quantization"]],
+        }
+        if mode == "int8":
+            report["tflite"][mode]["calibration"] = calibration_info
+    if eval_dir and converted:
+        paths = list_images(eval_dir)[:eval_max_images]
+        report["eval"] = {"dir": eval_dir, "images": len(paths), "reference": "float SavedModel serving_default"}
+        report["eval"].update(compare_tflite(saved, converted, paths))
+    path = report_path(out_dir, style)
+    tflite.write_atomic(path, (json.dumps(report, indent=2) + "\n").encode())
+    report["report_path"] = path
+    return report

@@ -1,0 +1,84 @@
+"""Export a trained style for production: ``python export.py --style=mosaic``.
+
+Writes ``<out>/<style>/<version>/`` (a SavedModel for TensorFlow Serving),
+``<out>/<style>_int8.tflite`` and ``<out>/<style>_fp16.tflite`` (for phones) and
+``<out>/<style>_export_report.json`` (sizes, ops, INT8/fp16 accuracy against the
+float model). See docs/SERVING.md.
+"""
+
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags, logging  # noqa: E402
+
+from tfstyle import export, images, styles, tflite  # noqa: E402
+
+flags.DEFINE_string("style", "mosaic", "Style name (or style image path) the weights were trained for.")
+flags.DEFINE_string("weights", "", "Transformer weights (.weights.h5). Empty: <runs_dir>/<style>/transformer.weights.h5.")
+flags.DEFINE_string("runs_dir", "runs", "Where train.py left its outputs.")
+flags.DEFINE_string("out", "saved_models", "Export folder (TF Serving's model base path is <out>/<style>).")
+flags.DEFINE_integer("version", 0, "SavedModel version number. 0: one more than the highest existing version.")
+flags.DEFINE_bool("overwrite", False, "Replace --version if it already exists.")
+flags.DEFINE_list("tflite", ["int8", "fp16"], "TFLite files to write: int8, fp16 (empty: none).")
+flags.DEFINE_string("calibration_dir", "../shared/data/content/train", "Photos for INT8 calibration crops.")
+flags.DEFINE_integer("calibration_crops", 100, "Number of calibration crops (at least 100 for a release).")
+flags.DEFINE_integer("calibration_size", 256, "Calibration crop size in pixels.")
+flags.DEFINE_string("eval_dir", "../shared/data/content/eval", "Photos to measure TFLite vs float accuracy on (empty: skip).")
+flags.DEFINE_integer("eval_max_images", 0, "Use at most this many eval photos (0: all).")
+FLAGS = flags.FLAGS
+
+
+def summary_lines(report):
+    lines = [f"SavedModel  {report['savedmodel']['path']}  {report['savedmodel']['bytes'] / 1e6:.2f} MB"]
+    for mode, info in report["tflite"].items():
+        ops = "integer-only builtin ops" if not info["float_ops"] else f"float ops: {', '.join(info['float_ops'])}"
+        lines.append(f"TFLite {mode:5s} {info['path']}  {info['bytes'] / 1e6:.2f} MB  ({ops}; I/O {', '.join(info['io_types'])})")
+    for mode, result in report.get("eval", {}).items():
+        if isinstance(result, dict) and "psnr_mean" in result:
+            lines.append(
+                f"{mode} vs float on {report['eval']['images']} images of {report['eval']['dir']}: "
+                f"PSNR mean {result['psnr_mean']} dB, min {result['psnr_min']} dB, max abs error {result['max_abs_error']}"
+            )
+    lines.append(f"report      {report['report_path']}")
+    return lines
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    modes = [m.strip() for m in FLAGS.tflite if m.strip()]
+    unknown = sorted(set(modes) - {"int8", "fp16"})
+    if unknown:
+        raise app.UsageError(f"--tflite: unknown mode(s) {', '.join(unknown)}; use int8 and/or fp16")
+    import tensorflow as tf
+
+    tf.get_logger().setLevel("WARNING")  # the converter's INFO lines drown the summary
+    try:
+        weights = export.find_weights(FLAGS.style, FLAGS.runs_dir, FLAGS.weights or None)
+        logging.info("exporting %s from %s", styles.style_name(FLAGS.style), weights)
+        report = export.export_style(
+            FLAGS.style,
+            weights,
+            out_dir=FLAGS.out,
+            version=FLAGS.version or None,
+            overwrite=FLAGS.overwrite,
+            tflite_modes=modes,
+            calibration_dir=FLAGS.calibration_dir,
+            num_crops=FLAGS.calibration_crops,
+            crop_size=FLAGS.calibration_size,
+            eval_dir=FLAGS.eval_dir or None,
+            eval_max_images=FLAGS.eval_max_images or None,
+        )
+    except (export.ExportError, tflite.ConversionError, images.ImageError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+    print(json.dumps(report, indent=2))
+    for line in summary_lines(report):
+        print(line)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,180 @@
+"""TFLite conversion for phones: full-integer INT8 (and optional float16), plus checks.
+
+The INT8 model takes and returns uint8 pixels and contains only integer builtin
+ops (``TFLITE_BUILTINS_INT8``), so it runs on integer-only accelerators and NNAPI.
+Activation ranges come from a representative dataset of crops of real photos;
+the input size stays dynamic (``interpreter.resize_tensor_input`` works).
+Use the quantization parameters of the input and output tensors to map between
+pixels and the uint8 values (``run_tflite`` does).
+"""
+
+import os
+import uuid
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from tfstyle.images import ImageError, list_images, load_image
+
+# Tensor types an "integer only" model may contain: quantized activations, int32 biases and shapes.
+INTEGER_TYPES = (np.uint8, np.int8, np.int16, np.int32, np.int64, np.bool_)
+
+
+class ConversionError(RuntimeError):
+    """Conversion failed, or the converted model breaks the integer-only contract."""
+
+
+def representative_crops(image_dir, num_crops=100, crop_size=256, seed=0):
+    """``num_crops`` random crops of photos below ``image_dir`` as float32 [1, S, S, 3] 0..255.
+
+    Photos are used round-robin (at least ``num_crops`` distinct ones when the
+    folder has that many); smaller photos are scaled up to fit a crop.
+    """
+    paths = list_images(image_dir)
+    if not paths:
+        raise ConversionError(f"{image_dir}: no images for the representative dataset")
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(paths))
+    crops, i = [], 0
+    while len(crops) < num_crops:
+        if i >= 10 * max(num_crops, len(paths)):
+            raise ConversionError(f"{image_dir}: too few readable images for {num_crops} crops")
+        path = paths[order[i % len(paths)]]
+        i += 1
+        try:
+            array = load_image(path)
+        except ImageError:
+            continue
+        h, w = array.shape[:2]
+        if min(h, w) < crop_size:
+            scale = crop_size / min(h, w)
+            size = (max(crop_size, round(w * scale)), max(crop_size, round(h * scale)))
+            array = np.asarray(Image.fromarray(array).resize(size, Image.BICUBIC))
+            h, w = array.shape[:2]
+        y = rng.integers(0, h - crop_size + 1)
+        x = rng.integers(0, w - crop_size + 1)
+        crops.append(array[y : y + crop_size, x : x + crop_size].astype(np.float32)[None])
+    return crops
+
+
+def convert(model, mode="int8", calibration=None):
+    """Converts a transformer to TFLite flatbuffer bytes.
+
+    ``mode``: ``"int8"`` (full integer, uint8 I/O; needs ``calibration``, a list
+    of float32 [1, H, W, 3] 0..255 arrays) or ``"fp16"`` (float16 weights,
+    float32 I/O in 0..255). ``"float32"`` gives an unquantized reference.
+    """
+    if mode not in ("int8", "fp16", "float32"):
+        raise ConversionError(f"unknown TFLite mode '{mode}': use int8, fp16 or float32")
+    # from_keras_model freezes the weights into constants; the SavedModel and
+    # concrete-function routes keep READ_VARIABLE ops that the calibrator cannot run.
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    return _convert(converter, mode, calibration)
+
+
+def _convert(converter, mode, calibration):
+    if mode == "int8":
+        if not calibration:
+            raise ConversionError("int8 conversion needs a representative dataset")
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([c] for c in calibration)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.uint8
+        converter.inference_output_type = tf.uint8
+    elif mode == "fp16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    try:
+        return converter.convert()
+    except Exception as e:  # the converter raises ConverterError and friends
+        raise ConversionError(f"{mode} conversion failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
+
+
+def write_atomic(path, data):
+    """Writes bytes to ``path`` via a temporary file and a rename (no half-written files)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def interpreter(model_content=None, model_path=None, num_threads=None):
+    return tf.lite.Interpreter(model_content=model_content, model_path=model_path, num_threads=num_threads)
+
+
+def op_report(model_content):
+    """Ops and tensor types of a TFLite model: {"ops": sorted op names, "float_ops": [...], "custom_ops": [...]}.
+
+    An op is a float op when any of its input or output tensors is floating point.
+    """
+    interp = interpreter(model_content=model_content)
+    tensors = {t["index"]: t for t in interp.get_tensor_details()}
+    ops, float_ops, custom = set(), set(), set()
+    for op in interp._get_ops_details():  # noqa: SLF001  (the only op listing the Python API has)
+        name = op["op_name"]
+        ops.add(name)
+        if name.startswith("Flex") or name == "CUSTOM" or not name.isupper():
+            custom.add(name)
+        indices = [i for i in list(op["inputs"]) + list(op["outputs"]) if i >= 0]
+        if any(not np.issubdtype(tensors[i]["dtype"], np.integer) and tensors[i]["dtype"] != np.bool_ for i in indices):
+            float_ops.add(name)
+    details = interp.get_input_details() + interp.get_output_details()
+    return {
+        "ops": sorted(ops),
+        "float_ops": sorted(float_ops),
+        "custom_ops": sorted(custom),
+        "io_types": sorted({np.dtype(d["dtype"]).name for d in details}),
+    }
+
+
+def check_integer_only(model_content):
+    """Raises ``ConversionError`` unless the model has uint8 I/O and only integer builtin ops."""
+    report = op_report(model_content)
+    problems = []
+    if report["io_types"] != ["uint8"]:
+        problems.append(f"input/output types {report['io_types']}, expected uint8")
+    if report["float_ops"]:
+        problems.append(f"float ops {report['float_ops']}")
+    if report["custom_ops"]:
+        problems.append(f"non-builtin ops {report['custom_ops']}")
+    if problems:
+        raise ConversionError("INT8 model is not integer-only: " + "; ".join(problems))
+    return report
+
+
+class TFLiteStylizer:
+    """Runs a converted model on one uint8 [H, W, 3] image at its own size."""
+
+    def __init__(self, model_content=None, model_path=None, num_threads=None):
+        self.interp = interpreter(model_content=model_content, model_path=model_path, num_threads=num_threads)
+        self.input = self.interp.get_input_details()[0]
+        self.output = self.interp.get_output_details()[0]
+        self.shape = None
+
+    def __call__(self, image):
+        """uint8 [H, W, 3] -> float32 [H, W, 3] in 0..255."""
+        h, w = image.shape[:2]
+        if self.shape != (h, w):
+            self.interp.resize_tensor_input(self.input["index"], [1, h, w, 3], strict=False)
+            self.interp.allocate_tensors()
+            self.shape = (h, w)
+            self.input = self.interp.get_input_details()[0]
+            self.output = self.interp.get_output_details()[0]
+        x = image[None].astype(np.float32)
+        scale, zero = self.input["quantization"]
+        if self.input["dtype"] in (np.uint8, np.int8):
+            info = np.iinfo(self.input["dtype"])
+            x = np.clip(np.round(x / scale + zero), info.min, info.max).astype(self.input["dtype"])
+        self.interp.set_tensor(self.input["index"], x)
+        self.interp.invoke()
+        y = self.interp.get_tensor(self.output["index"])[0]
+        scale, zero = self.output["quantization"]
+        if self.output["dtype"] in (np.uint8, np.int8):
+            y = (y.astype(np.float32) - zero) * scale
+        return np.clip(y.astype(np.float32), 0.0, 255.0)
