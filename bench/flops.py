@@ -1,0 +1,72 @@
+"""FLOPs of the transformer net: per pixel, per image, counted two ways.
+
+``python bench/flops.py --sizes=256,512,1024``
+
+``analytic``: 2 x multiply-adds of every Conv2D (k*k*Cin*Cout per output
+pixel) at the shapes the net sees, which is how papers count. ``tf_profiler``:
+TensorFlow's own float-op count of the traced graph (also counts the instance
+norm, padding-free elementwise ops and bias adds), as a cross-check.
+A FLOP here is one multiply or one add (1 MAC = 2 FLOPs).
+"""
+
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import common  # noqa: E402
+
+import tensorflow as tf  # noqa: E402
+
+from tfstyle import transformer as T  # noqa: E402
+
+
+def transformer_macs(h, w):
+    """Multiply-adds of all convs of the transformer for an h x w input (padded to a multiple of 4)."""
+    h, w = h + (-h) % 4, w + (-w) % 4
+    macs, cin = 0, 3
+    for cout, k, stride in T.DOWNSAMPLE:
+        h, w = h // stride, w // stride
+        macs += h * w * k * k * cin * cout
+        cin = cout
+    macs += 2 * T.NUM_RESIDUAL_BLOCKS * h * w * 9 * cin * cin
+    for cout, k in T.UPSAMPLE:
+        h, w = 2 * h, 2 * w
+        macs += h * w * k * k * cin * cout
+        cin = cout
+    macs += h * w * 9 * 9 * cin * 3
+    return macs
+
+
+def transformer_flops(h, w):
+    return 2 * transformer_macs(h, w)
+
+
+def profiler_flops(model, size):
+    """TF profiler float-op count of the model's graph at batch 1, size x size."""
+    fn = tf.function(lambda x: model(x, training=False)).get_concrete_function(
+        tf.TensorSpec([1, size, size, 3], tf.float32))
+    opts = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    opts["output"] = "none"
+    info = tf.compat.v1.profiler.profile(fn.graph, options=opts)
+    return info.total_float_ops
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", default="256,512,1024")
+    p.add_argument("--quick", action="store_true", help="64 px only: for tests")
+    args = p.parse_args()
+    sizes = [64] if args.quick else [int(s) for s in args.sizes.split(",")]
+    model = T.build_transformer()
+    for size in sizes:
+        flops = transformer_flops(size, size)
+        prof = profiler_flops(model, size)
+        common.emit({"bench": "flops", "size": size, "gmacs_analytic": round(flops / 2e9, 2),
+                     "gflop_analytic": round(flops / 1e9, 2), "flops_per_pixel": round(flops / size ** 2),
+                     "gflop_tf_profiler": round(prof / 1e9, 2), "flops_per_pixel_tf_profiler": round(prof / size ** 2)})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,49 @@
+"""Every bench script runs in --quick mode and prints well-formed JSON lines (no timing assertions)."""
+
+import json
+import os
+import subprocess
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_bench(script, *args, timeout=400):
+    r = subprocess.run([sys.executable, os.path.join(REPO, "bench", script), "--quick", *args], capture_output=True,
+                       text=True, cwd=REPO, timeout=timeout, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    lines = [json.loads(line) for line in r.stdout.splitlines()]  # every stdout line is JSON
+    assert lines
+    return lines
+
+
+def test_inference_quick():
+    lines = run_bench("inference.py")
+    assert {ln["path"] for ln in lines} == {"keras", "keras_xla", "savedmodel", "tflite_fp32", "tflite_fp16", "tflite_int8"}
+    for ln in lines:
+        assert ln["size"] == 64 and ln["median_s"] > 0 and ln["gflops_per_s"] > 0 and ln["threads"] == 2
+
+
+def test_train_step_quick():
+    lines = run_bench("train_step.py")
+    assert [(ln["precision"], ln["strategy"]) for ln in lines] == [("float32", "default"), ("float32", "mirrored")]
+    assert all("error" not in ln for ln in lines), lines
+    assert [ln["replicas"] for ln in lines] == [1, 2]
+    for ln in lines:
+        assert ln["median_step_s"] > 0 and ln["images_per_s"] > 0 and ln["batch"] == 2
+
+
+def test_flops_quick():
+    (line,) = run_bench("flops.py")
+    # 2 * multiply-adds of the convs (153,792 per output pixel) vs. TF's own count (+ norms, biases).
+    assert line["flops_per_pixel"] == 307584
+    assert line["flops_per_pixel"] <= line["flops_per_pixel_tf_profiler"] < 1.05 * line["flops_per_pixel"]
+
+
+def test_profile_ops_quick():
+    lines = run_bench("profile_ops.py", "--modes=float32,int8")
+    ops = [ln for ln in lines if "op" in ln]
+    assert {ln["mode"] for ln in ops} == {"float32", "int8"}
+    assert {ln["kind"] for ln in ops} >= {"pad", "conv", "norm+relu"}
+    assert sum("sum_of_ops_ms" in ln for ln in lines) == 2
+
