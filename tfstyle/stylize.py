@@ -64,7 +64,7 @@ class KerasStylizer:
 
         self.model = model
         norms = [layer for layer in model.layers if isinstance(layer, InstanceNormalization)]
-        self.capture = keras.Model(model.inputs, [layer.input for layer in norms])
+        self.capture = keras.Model(model.input, [layer.input for layer in norms])
         self.fixed_norms = {}
 
         def swap(layer):
