@@ -1,0 +1,84 @@
+"""tfstyle.evaluate on two tiny photos with a random-init transformer and the random seeded VGG19.
+
+Random weights everywhere: this checks the table, not the quality of any style.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from tfstyle import evaluate, styles
+from tfstyle.transformer import build_transformer
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("eval")
+    photos = tmp / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for name, shape in (("a.png", (40, 48, 3)), ("b.jpg", (36, 30, 3))):
+        Image.fromarray(rng.integers(0, 255, shape, dtype=np.uint8)).save(photos / name)
+    keras.utils.set_random_seed(0)
+    weights = str(tmp / "t.weights.h5")
+    build_transformer().save_weights(weights)
+    return tmp, photos, weights
+
+
+def test_evaluate_function_rows_and_equivalence(setup, random_loss_network):
+    tmp, photos, weights = setup
+    from tfstyle.images import list_images, load_image
+
+    net = build_transformer()
+    net.load_weights(weights)
+    pics = [(os.path.basename(p), load_image(p)) for p in list_images(str(photos))]
+    rows, summary = evaluate.evaluate(net, random_loss_network, styles.load_style_image("mosaic", 64), pics,
+                                      sizes=(32,), gatys_iterations=(2, 4), record_every=1, log=lambda m: None)
+    assert [(r["method"], r["iterations"]) for r in rows] == [("photo", 0), ("tfstyle", None), ("gatys", 2), ("gatys", 4)]
+    by = {(r["method"], r["iterations"]): r for r in rows}
+    for r in rows:
+        assert r["images"] == 2 and set(evaluate.COLUMNS) <= set(r)
+        assert r["total"] == pytest.approx(r["content"] + r["style"] + r["tv"], rel=1e-5)
+    assert by[("photo", 0)]["content"] == pytest.approx(0.0, abs=1e-3)
+    assert by[("gatys", 4)]["total"] <= by[("gatys", 2)]["total"] < by[("photo", 0)]["total"]
+    assert summary[32]["images"] == 2 and len(summary[32]["per_image"]) == 2
+
+
+def test_cli_prints_and_saves_table(setup):
+    tmp, photos, weights = setup
+    out = tmp / "result.md"
+    r = subprocess.run(
+        [sys.executable, "-m", "tfstyle.evaluate", "--style=mosaic", f"--weights={weights}", f"--images={photos}",
+         "--sizes=32,40", "--gatys_iterations=1,2", "--gatys_sizes=32", "--vgg_weights=random", "--style_size=64",
+         f"--out={out}"], capture_output=True, text=True, cwd=REPO, timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    header = "| " + " | ".join(evaluate.COLUMNS) + " |"
+    assert header in r.stdout and header in out.read_text()
+    saved = json.loads((tmp / "result.json").read_text())
+    methods = [(row["method"], row["size"], row["iterations"]) for row in saved["rows"]]
+    assert methods == [("photo", 32, 0), ("tfstyle", 32, None), ("gatys", 32, 1), ("gatys", 32, 2),
+                       ("photo", 40, 0), ("tfstyle", 40, None)]
+    assert saved["photos"] == ["a.png", "b.jpg"] and saved["vgg_weights"] == "random"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--weights=/nonexistent.h5"], "no trained transformer weights"),
+    (["--images=/nonexistent_dir"], "no such directory"),
+    (["--sizes=abc"], "comma-separated list of integers"),
+])
+def test_cli_errors_are_one_line(setup, args, message):
+    tmp, photos, weights = setup
+    base = [f"--weights={weights}", f"--images={photos}", "--vgg_weights=random"]
+    r = subprocess.run([sys.executable, "-m", "tfstyle.evaluate", *base, *args], capture_output=True, text=True,
+                       cwd=REPO, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert message in r.stderr.strip().splitlines()[-1]
