@@ -54,15 +54,20 @@ def test_missing_imagenet_weights_say_where_the_file_goes(tmp_path):
 
 def test_folder_with_bad_files_trains_and_reports_skipped(tmp_path):
     zoo = make_zoo(str(tmp_path / "photos"), os.path.join(TRAIN_DIR, sorted(os.listdir(TRAIN_DIR))[0]))
-    result = run_train("--style=candy", f"--data_dir={zoo}", f"--runs_dir={tmp_path}/runs", "--steps=6", "--checkpoint_every=6",
-                       *TINY_FLAGS)
+    flags = [f for f in TINY_FLAGS if not f.startswith("--preview_every")]
+    result = run_train("--style=candy", f"--data_dir={zoo}", f"--runs_dir={tmp_path}/runs", "--steps=6", "--checkpoint_every=3",
+                       "--preview_every=3", *flags)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "skipped 4 unreadable image file(s)" in result.stderr
     for name in BAD_FILES:
         assert name in result.stderr
     config = json.load(open(tmp_path / "runs" / "candy" / "config.json"))
     assert config["final_step"] == 6 and config["skipped_files"] == 4
-    assert os.path.exists(tmp_path / "runs" / "candy" / "transformer.weights.h5")
+    run = tmp_path / "runs" / "candy"
+    assert os.path.exists(run / "transformer.weights.h5")
+    assert sorted(os.listdir(run / "previews")) == ["step_0000003.png", "step_0000006.png"]
+    assert sorted(os.listdir(run / "checkpoints")) == ["transformer_step0000003.weights.h5", "transformer_step0000006.weights.h5"]
+    assert os.listdir(run / "logs" / "previews") and os.listdir(run / "logs" / "train")
 
 
 def test_resume_after_sigkill_continues_the_step_counter(tmp_path):
