@@ -70,8 +70,14 @@ def main():
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--weights", default="", help="transformer .weights.h5 (default: random init)")
     p.add_argument("--calibration_dir", default=DEFAULT_CALIBRATION, help="photos for INT8 calibration")
+    p.add_argument("--layers", choices=("current", "before"), default="current",
+                   help="'before': the MIRROR_PAD / tf.nn.moments layers tfstyle had before the speed work")
     p.add_argument("--quick", action="store_true", help="64 px, 1 repeat: for tests")
     args = p.parse_args()
+    if args.layers == "before":
+        import profile_ops
+
+        profile_ops.use_before_layers()
     sizes = [64] if args.quick else [int(s) for s in args.sizes.split(",")]
     repeats = 1 if args.quick else args.repeats
     paths = args.paths.split(",")
@@ -83,7 +89,7 @@ def main():
     model = build_transformer()
     if args.weights:
         model.load_weights(args.weights)
-    meta = {"bench": "inference", "threads": args.threads, **common.machine()}
+    meta = {"bench": "inference", "layers": args.layers, "threads": args.threads, **common.machine()}
     tflite_models = {}
     with tempfile.TemporaryDirectory() as tmp:
         for path in paths:

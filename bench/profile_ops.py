@@ -74,14 +74,44 @@ class ResidualAddStandIn(layers.Layer):
         return x + x * 0.5
 
 
+def use_before_layers():
+    """Swaps in the layer code tfstyle had before the speed work (MIRROR_PAD, tf.nn.moments), for the 'before' table."""
+    import tensorflow as tf
+
+    def reflect_pad(self, x):
+        p = self.padding
+        return tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]], mode="REFLECT")
+
+    def moments_norm(self, x):
+        x32 = tf.cast(x, tf.float32)
+        mean, variance = tf.nn.moments(x32, axes=[1, 2], keepdims=True)
+        y = (x32 - mean) * tf.math.rsqrt(variance + self.epsilon)
+        y = y * tf.cast(self.scale, tf.float32) + tf.cast(self.offset, tf.float32)
+        return tf.cast(y, self.compute_dtype)
+
+    T.ReflectionPadding2D.call = reflect_pad
+    T.InstanceNormalization.call = moments_norm
+
+
+def calibration(shape, n=4):
+    """Conv-output-like data: every channel has its own mean (as real activations do), spread 50."""
+    rng = np.random.default_rng(0)
+    means = rng.normal(0, 30, shape[-1])
+    return [(rng.normal(0, 50, shape) + means).astype(np.float32) for _ in range(n)]
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", type=int, default=1024)
     p.add_argument("--modes", default="float32,int8", help="comma list of float32, fp16, int8")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--layers", choices=("current", "before"), default="current",
+                   help="'before': the MIRROR_PAD / tf.nn.moments layers tfstyle had before the speed work")
     p.add_argument("--quick", action="store_true", help="64 px, 1 repeat, a few ops: for tests")
     args = p.parse_args()
+    if args.layers == "before":
+        use_before_layers()
     if args.quick:
         args.size, args.repeats = 64, 1
     common.set_threads(args.threads)
@@ -89,15 +119,14 @@ def main():
     ops = network_ops(args.size)
     if args.quick:
         ops = [o for o in ops if o[1] in ("down1_pad", "down1_conv", "down1_norm", "up1_resize", "res1_add")]
-    meta = {"bench": "profile_ops", "size": args.size, "threads": args.threads, **common.machine()}
+    meta = {"bench": "profile_ops", "layers": args.layers, "size": args.size, "threads": args.threads, **common.machine()}
     for mode in args.modes.split(","):
         cache, by_kind, total = {}, collections.defaultdict(float), 0.0
         for kind, name, shape, factory in ops:
             key = (kind, shape, name.split("_")[-1] if kind == "conv" else "", _conv_signature(name, ops))
             if key not in cache:
                 layer = factory()
-                rng = np.random.default_rng(0)
-                calib = [rng.normal(0, 50, shape).astype(np.float32) for _ in range(4)]
+                calib = calibration(shape)
                 content = common.convert_fixed(layer, shape, mode, calib, io_int8=True)
                 run, _ = common.tflite_runner(content, shape, args.threads)
                 cache[key] = common.time_call(run, repeats=args.repeats, warmup=1)[0]

@@ -47,3 +47,30 @@ def test_profile_ops_quick():
     assert {ln["kind"] for ln in ops} >= {"pad", "conv", "norm+relu"}
     assert sum("sum_of_ops_ms" in ln for ln in lines) == 2
 
+
+
+def test_picture_grid_quick(tmp_path):
+    import keras
+
+    from tfstyle.transformer import build_transformer
+
+    keras.utils.set_random_seed(0)
+    weights = str(tmp_path / "t.weights.h5")
+    build_transformer().save_weights(weights)
+    out = tmp_path / "grid.png"
+    (line,) = run_bench("picture_grid.py", f"--weights={weights}", "--vgg_weights=random", f"--out={out}")
+    from PIL import Image
+
+    grid = Image.open(out)
+    assert line["rows"] == 1 and grid.width % 3 == 0 and grid.height > 16  # 3 tiles side by side under a label
+
+
+def test_report_turns_lines_into_tables(tmp_path):
+    import subprocess as sp
+
+    lines = tmp_path / "r.jsonl"
+    lines.write_text(json.dumps({"bench": "inference", "layers": "current", "path": "keras", "size": 64, "median_s": 0.5,
+                                 "gflops_per_s": 2.5, "times_s": [0.5], "load1": 1.0}) + "\n")
+    r = sp.run([sys.executable, os.path.join(REPO, "bench", "report.py"), str(lines)], capture_output=True, text=True,
+               timeout=60)
+    assert r.returncode == 0 and "| current | keras | 64² | 0.500 |" in r.stdout
