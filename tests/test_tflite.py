@@ -94,3 +94,11 @@ def test_int8_conversion_without_calibration_data_is_refused(model):
 def test_representative_crops_from_an_empty_folder_is_a_clear_error(tmp_path):
     with pytest.raises(tflite.ConversionError, match="no images"):
         tflite.representative_crops(str(tmp_path))
+
+
+def test_prescaled_instance_norm_computes_the_same_function(model, calibration):
+    """The INT8-friendly rewrite (per-channel prescaling before the norm) changes no float output."""
+    friendly = tflite.quantization_friendly(model, calibration[:4])
+    image = photo(40, 56)[None].astype(np.float32)
+    np.testing.assert_allclose(friendly(image).numpy(), model(image).numpy(), atol=0.05)
+    assert sum("prescaled" in layer.name for layer in friendly.layers) == 15

@@ -11,6 +11,7 @@ pixels and the uint8 values (``run_tflite`` does).
 import os
 import uuid
 
+import keras
 import numpy as np
 import tensorflow as tf
 from PIL import Image
@@ -58,6 +59,62 @@ def representative_crops(image_dir, num_crops=100, crop_size=256, seed=0):
     return crops
 
 
+class _PrescaledInstanceNormalization(keras.layers.Layer):
+    """Instance normalization that rescales each channel to about unit spread first.
+
+    Same function as ``transformer.InstanceNormalization`` (normalization cancels a
+    per-channel factor; epsilon is scaled along), but the squared deviations,
+    their mean and the rsqrt now have similar ranges in every channel, so one
+    per-tensor int8 scale fits them all. Without it, channels with a small spread
+    square to 0 in int8, their rsqrt saturates, and the INT8 output drifts
+    (measured 23.9 dB instead of >30 dB PSNR against float).
+    """
+
+    def __init__(self, source, channel_scale):
+        super().__init__(name=f"{source.name}_prescaled")
+        self.source = source
+        self.channel_scale = self.add_weight(
+            name="channel_scale", shape=(len(channel_scale),), trainable=False,
+            initializer=keras.initializers.Constant(np.asarray(channel_scale, np.float32)),
+        )
+        scaled_epsilon = source.epsilon * np.square(np.asarray(channel_scale, np.float32))
+        self.epsilon = self.add_weight(
+            name="epsilon", shape=(len(channel_scale),), trainable=False,
+            initializer=keras.initializers.Constant(scaled_epsilon),
+        )
+
+    def call(self, x):
+        d = x - tf.reduce_mean(x, axis=[1, 2], keepdims=True)
+        d = d * self.channel_scale
+        variance = tf.reduce_mean(d * d, axis=[1, 2], keepdims=True)  # MUL: int8 has no SQUARE kernel
+        y = d * tf.math.rsqrt(variance + self.epsilon)
+        return y * self.source.scale + self.source.offset
+
+
+def quantization_friendly(model, calibration):
+    """A copy of ``model`` (sharing its weights) whose instance norms are prescaled per channel.
+
+    The per-channel factors are 1 / (typical standard deviation) of each norm
+    layer's input over the ``calibration`` images.
+    """
+    from tfstyle.transformer import InstanceNormalization
+
+    norms = [layer for layer in model.layers if isinstance(layer, InstanceNormalization)]
+    capture = keras.Model(model.input, [layer.input for layer in norms])
+    variances = [[] for _ in norms]
+    for image in calibration:
+        for k, f in enumerate(capture(image, training=False)):
+            variances[k].append(tf.math.reduce_variance(f, axis=[0, 1, 2]).numpy())
+    scales = {layer.name: 1.0 / np.sqrt(np.mean(v, axis=0) + layer.epsilon) for layer, v in zip(norms, variances)}
+
+    def swap(layer):
+        if isinstance(layer, InstanceNormalization):
+            return _PrescaledInstanceNormalization(layer, scales[layer.name])
+        return layer
+
+    return keras.models.clone_model(model, clone_function=swap)
+
+
 def convert(model, mode="int8", calibration=None):
     """Converts a transformer to TFLite flatbuffer bytes.
 
@@ -67,6 +124,8 @@ def convert(model, mode="int8", calibration=None):
     """
     if mode not in ("int8", "fp16", "float32"):
         raise ConversionError(f"unknown TFLite mode '{mode}': use int8, fp16 or float32")
+    if mode == "int8" and calibration:
+        model = quantization_friendly(model, calibration)
     # from_keras_model freezes the weights into constants; the SavedModel and
     # concrete-function routes keep READ_VARIABLE ops that the calibrator cannot run.
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
