@@ -98,6 +98,7 @@ def test_tflite_graphs_have_no_slow_ops_and_stay_dynamic():
         assert "SQUARED_DIFFERENCE" not in ops
         # Only PadToMultiple's pad of the 3-channel input (by 0..3 rows) is left as MIRROR_PAD.
         assert ops.count("MIRROR_PAD") <= 1, ops
+        assert "RESIZE_NEAREST_NEIGHBOR" not in ops and "DEPTH_TO_SPACE" in ops
     assert "CONV_2D" in report["ops"]
     stylizer = tflite.TFLiteStylizer(model_content=float32, num_threads=1)
     for h, w in [(32, 40), (27, 21)]:
@@ -105,3 +106,26 @@ def test_tflite_graphs_have_no_slow_ops_and_stay_dynamic():
         out = stylizer(image)
         assert out.shape == (h, w, 3)
         np.testing.assert_allclose(out, model(image[None].astype(np.float32)).numpy()[0], atol=0.05)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_nearest_upsampling_equals_resize_nearest(dtype):
+    x = tf.constant(np.random.default_rng(6).normal(size=(2, 5, 7, 3)), dtype=dtype)
+    y = T.NearestUpsampling2D(2, dtype=dtype)(x)
+    reference = tf.image.resize(x, [10, 14], method="nearest")
+    assert y.dtype == x.dtype
+    np.testing.assert_array_equal(y.numpy(), tf.cast(reference, dtype).numpy())
+
+
+def test_upsampling_gradient_compiles_with_xla():
+    layer = T.NearestUpsampling2D(2)
+
+    @tf.function(jit_compile=True)
+    def grad(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = tf.reduce_sum(tf.square(layer(x)))
+        return tape.gradient(y, x)
+
+    x = tf.constant(np.random.default_rng(7).normal(size=(1, 4, 6, 2)).astype(np.float32))
+    np.testing.assert_allclose(grad(x).numpy(), 8.0 * x.numpy(), rtol=1e-5)  # 4 copies of 2x

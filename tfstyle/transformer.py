@@ -100,9 +100,13 @@ class NearestUpsampling2D(layers.Layer):
         self.factor = int(factor)
 
     def call(self, x):
-        size = tf.shape(x)[1:3] * self.factor
-        y = tf.image.resize(x, size, method="nearest")
-        return tf.cast(y, x.dtype)
+        # Nearest-neighbour upsampling written as depth_to_space of factor**2 copies:
+        # the same values as tf.image.resize(..., "nearest"), but its gradient compiles
+        # with XLA on CPU (ResizeNearestNeighborGrad has no XLA CPU kernel, so
+        # jit_compile training failed), and TFLite runs CONCATENATION + DEPTH_TO_SPACE
+        # inside XNNPACK (RESIZE_NEAREST_NEIGHBOR with a computed size split the graph).
+        f = self.factor
+        return tf.nn.depth_to_space(tf.concat([x] * (f * f), axis=-1), f)
 
     def compute_output_shape(self, input_shape):
         n, h, w, c = input_shape
