@@ -4,12 +4,15 @@ Run the same command again after an interruption and training resumes from the
 last checkpoint. Outputs go to ``<runs_dir>/<style>/`` (see README).
 """
 
+import os
 import sys
 
-from absl import app, flags, logging
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
 
-from tfstyle import data, distribution, images, styles, training, vgg
-from tfstyle.training import TrainConfig
+from absl import app, flags  # noqa: E402
+
+from tfstyle import data, distribution, images, styles, training, vgg  # noqa: E402
+from tfstyle.training import TrainConfig  # noqa: E402
 
 defaults = TrainConfig()
 flags.DEFINE_string("style", defaults.style, "Bundled style name or path to a style image.")
