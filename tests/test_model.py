@@ -81,6 +81,7 @@ def test_gradient_accumulation_updates_every_accum_steps(photo_batch):
     assert all(np.array_equal(a, b) for a, b in zip(start, model.transformer.get_weights()))
     model.train_on_batch(photo_batch[2:])
     assert not all(np.array_equal(a, b) for a, b in zip(start, model.transformer.get_weights()))
+    assert int(model.optimizer.iterations) == 1  # the step counter train.py resumes from counts updates
 
 
 def test_nan_loss_never_overwrites_the_last_good_backup(tmp_path, photo_batch):

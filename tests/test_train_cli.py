@@ -56,7 +56,7 @@ def test_folder_with_bad_files_trains_and_reports_skipped(tmp_path):
     zoo = make_zoo(str(tmp_path / "photos"), os.path.join(TRAIN_DIR, sorted(os.listdir(TRAIN_DIR))[0]))
     flags = [f for f in TINY_FLAGS if not f.startswith("--preview_every")]
     result = run_train("--style=candy", f"--data_dir={zoo}", f"--runs_dir={tmp_path}/runs", "--steps=6", "--checkpoint_every=3",
-                       "--preview_every=3", *flags)
+                       "--preview_every=3", "--accum_steps=2", *flags)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "skipped 4 unreadable image file(s)" in result.stderr
     for name in BAD_FILES:

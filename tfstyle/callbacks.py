@@ -78,7 +78,7 @@ class PreviewGrid(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         step = self.steps_of(self.model)
-        if self.every and step % self.every == 0 and step != self._last:
+        if self.every and step and step % self.every == 0 and step != self._last:
             self._last = step
             self.write(step)
 

@@ -59,12 +59,14 @@ class TrainConfig:
 
 
 def make_optimizer(config):
+    # Learning-rate schedules count batches, also under gradient accumulation.
+    batches = config.steps * max(1, config.accum_steps)
     if config.lr_schedule == "constant":
         lr = config.lr
     elif config.lr_schedule == "cosine":
-        lr = keras.optimizers.schedules.CosineDecay(config.lr, config.steps, alpha=config.lr_decay_rate)
+        lr = keras.optimizers.schedules.CosineDecay(config.lr, batches, alpha=config.lr_decay_rate)
     elif config.lr_schedule == "exponential":
-        lr = keras.optimizers.schedules.ExponentialDecay(config.lr, config.steps, config.lr_decay_rate)
+        lr = keras.optimizers.schedules.ExponentialDecay(config.lr, batches, config.lr_decay_rate)
     else:
         raise TrainingError(f"unknown lr_schedule '{config.lr_schedule}': use constant, cosine or exponential")
     accumulate = config.accum_steps if config.accum_steps > 1 else None
@@ -122,7 +124,8 @@ def train(config):
                  precision, config.batch_size, strategy.num_replicas_in_sync, out_dir)
 
     accum = max(1, config.accum_steps)
-    steps_of = lambda m: int(m.optimizer.iterations.numpy()) // accum  # noqa: E731
+    # With gradient accumulation Keras' `iterations` already counts optimizer updates, not batches.
+    steps_of = lambda m: int(m.optimizer.iterations.numpy())  # noqa: E731
     preview_images = next(iter(dataset))[: config.preview_count]
     callbacks = [
         # Kept after the run, so the same command run again after the end resumes at the end.
