@@ -23,12 +23,28 @@ flags.DEFINE_string("out", "saved_models", "Export folder (TF Serving's model ba
 flags.DEFINE_integer("version", 0, "SavedModel version number. 0: one more than the highest existing version.")
 flags.DEFINE_bool("overwrite", False, "Replace --version if it already exists.")
 flags.DEFINE_list("tflite", ["int8", "fp16"], "TFLite files to write: int8, fp16 (empty: none).")
-flags.DEFINE_string("calibration_dir", "../shared/data/content/train", "Photos for INT8 calibration crops.")
+flags.DEFINE_string("calibration_dir", "", "Photos for INT8 calibration crops. Empty: the --data_dir the weights were "
+                    "trained on (from the run's config.json), else ../shared/data/content/train.")
 flags.DEFINE_integer("calibration_crops", 100, "Number of calibration crops (at least 100 for a release).")
 flags.DEFINE_integer("calibration_size", 256, "Calibration crop size in pixels.")
-flags.DEFINE_string("eval_dir", "../shared/data/content/eval", "Photos to measure TFLite vs float accuracy on (empty: skip).")
+flags.DEFINE_string("eval_dir", "../shared/data/content/eval",
+                    "Photos to measure TFLite vs float accuracy on (empty, or the default folder missing: skip).")
 flags.DEFINE_integer("eval_max_images", 0, "Use at most this many eval photos (0: all).")
 FLAGS = flags.FLAGS
+DEFAULT_CALIBRATION_DIR = "../shared/data/content/train"
+
+
+def training_folder(weights):
+    """The folder of photos the weights were trained on, from the run's config.json (or None)."""
+    for run in (os.path.dirname(weights), os.path.dirname(os.path.dirname(weights))):  # final or checkpoints/
+        try:
+            with open(os.path.join(run, "config.json")) as f:
+                data_dir = json.load(f).get("data_dir")
+        except (OSError, ValueError):
+            continue
+        if data_dir and os.path.isdir(data_dir):
+            return data_dir
+    return None
 
 
 def summary_lines(report):
@@ -59,6 +75,14 @@ def main(argv):
     try:
         weights = export.find_weights(FLAGS.style, FLAGS.runs_dir, FLAGS.weights or None)
         logging.info("exporting %s from %s", styles.style_name(FLAGS.style), weights)
+        calibration_dir = FLAGS.calibration_dir or training_folder(weights) or DEFAULT_CALIBRATION_DIR
+        eval_dir = FLAGS.eval_dir
+        if eval_dir == flags.FLAGS["eval_dir"].default and not os.path.isdir(eval_dir):
+            logging.info("no %s: skipping the accuracy report (pass --eval_dir=FOLDER)", eval_dir)
+            eval_dir = ""
+        for folder in (calibration_dir if "int8" in modes else None, eval_dir):
+            if folder and not os.path.isdir(folder):
+                raise FileNotFoundError(f"{folder}: no such directory")
         report = export.export_style(
             FLAGS.style,
             weights,
@@ -66,10 +90,10 @@ def main(argv):
             version=FLAGS.version or None,
             overwrite=FLAGS.overwrite,
             tflite_modes=modes,
-            calibration_dir=FLAGS.calibration_dir,
+            calibration_dir=calibration_dir,
             num_crops=FLAGS.calibration_crops,
             crop_size=FLAGS.calibration_size,
-            eval_dir=FLAGS.eval_dir or None,
+            eval_dir=eval_dir or None,
             eval_max_images=FLAGS.eval_max_images or None,
         )
     except (export.ExportError, tflite.ConversionError, images.ImageError, FileNotFoundError) as e:
