@@ -3,7 +3,8 @@
 ``python bench/flops.py --sizes=256,512,1024``
 
 ``analytic``: 2 x multiply-adds of every Conv2D (k*k*Cin*Cout per output
-pixel) at the shapes the net sees, which is how papers count. ``tf_profiler``:
+pixel; 2*2*Cin*Cout for the upsampling convs, which tfstyle runs as 2x2 convs at
+the low resolution) at the shapes the net sees. ``tf_profiler``:
 TensorFlow's own float-op count of the traced graph (also counts the instance
 norm, padding-free elementwise ops and bias adds), as a cross-check.
 A FLOP here is one multiply or one add (1 MAC = 2 FLOPs).
@@ -31,9 +32,9 @@ def transformer_macs(h, w):
         macs += h * w * k * k * cin * cout
         cin = cout
     macs += 2 * T.NUM_RESIDUAL_BLOCKS * h * w * 9 * cin * cin
-    for cout, k in T.UPSAMPLE:
+    for cout, k in T.UPSAMPLE:  # Conv2D(upsample=2): every output pixel is a 2x2 conv of the input
         h, w = 2 * h, 2 * w
-        macs += h * w * k * k * cin * cout
+        macs += h * w * ((k + 1) // 2) ** 2 * cin * cout
         cin = cout
     macs += h * w * 9 * 9 * cin * 3
     return macs

@@ -3,7 +3,7 @@
 ``python bench/profile_ops.py --size=1024 --modes=float32,int8``
 
 The Python TFLite interpreter has no op profiler, so every op of the network
-(each padding, conv, instance norm + ReLU, upsampling, residual add, output
+(each padding, conv, instance norm + ReLU, upsampling conv, residual add, output
 head) is converted on its own, with its exact input shape at ``--size``, using
 the very layer classes of ``tfstyle.transformer``, and timed with the same
 interpreter settings (XNNPACK, ``--threads``). Identical ops (the 10 residual
@@ -28,8 +28,11 @@ from keras import layers  # noqa: E402
 from tfstyle import transformer as T  # noqa: E402
 
 
-def network_ops(size):
-    """(kind, name, input shape [1, H, W, C], layer factory) for every op of the net at size x size."""
+def network_ops(size, before=False):
+    """(kind, name, input shape [1, H, W, C], layer factory) for every op of the net at size x size.
+
+    ``before``: the upsampling as it was before the speed work (resize, pad, 3x3 conv at 2x).
+    """
     ops = []
     s = size + (-size) % 4
 
@@ -40,13 +43,16 @@ def network_ops(size):
                     lambda: layers.Conv2D(cout, k, strides=stride, padding="valid")))
         out = (h + 2 * p - k) // stride + 1
         if norm:
-            def norm_layer():
-                seq = [T.InstanceNormalization()]
-                if relu:
-                    seq.append(layers.ReLU())
-                return keras.Sequential(seq)
-            ops.append(("norm" + ("+relu" if relu else ""), f"{name}_norm", (1, out, out, cout), norm_layer))
+            norm_op(name, out, cout, relu)
         return out
+
+    def norm_op(name, h, c, relu):
+        def norm_layer():
+            seq = [T.InstanceNormalization()]
+            if relu:
+                seq.append(layers.ReLU())
+            return keras.Sequential(seq)
+        ops.append(("norm" + ("+relu" if relu else ""), f"{name}_norm", (1, h, h, c), norm_layer))
 
     ops.append(("rescale", "to_unit", (1, size, size, 3), lambda: layers.Rescaling(1 / 255.0)))
     h = block("down1", s, 3, 32, 9, 1)
@@ -58,8 +64,14 @@ def network_ops(size):
         ops.append(("add", f"res{i}_add", (1, h, h, 128), lambda: ResidualAddStandIn()))
     c = 128
     for i, (cout, k) in enumerate(T.UPSAMPLE, start=1):
-        ops.append(("upsample", f"up{i}_resize", (1, h, h, c), lambda: T.NearestUpsampling2D(2)))
-        h = block(f"up{i}", 2 * h, c, cout, k, 1)
+        if before:
+            ops.append(("upsample", f"up{i}_resize", (1, h, h, c), lambda: ResizeNearestStandIn()))
+            h = block(f"up{i}", 2 * h, c, cout, k, 1)
+        else:
+            ops.append(("upsample+conv", f"up{i}_conv", (1, h, h, c),
+                        lambda cout=cout, k=k: T.Conv2D(cout, k, upsample=2)))
+            h = 2 * h
+            norm_op(f"up{i}", h, cout, relu=True)
         c = cout
     block("out", h, c, 3, 9, 1, norm=False, relu=False)
     ops.append(("tanh+rescale", "out_tanh", (1, h, h, 3), lambda: keras.Sequential(
@@ -74,8 +86,17 @@ class ResidualAddStandIn(layers.Layer):
         return x + x * 0.5
 
 
+class ResizeNearestStandIn(layers.Layer):
+    """The x2 upsampling tfstyle had before the speed work: a resize op with a computed size."""
+
+    def call(self, x):
+        import tensorflow as tf
+
+        return tf.cast(tf.image.resize(x, tf.shape(x)[1:3] * 2, method="nearest"), x.dtype)
+
+
 def use_before_layers():
-    """Swaps in the layer code tfstyle had before the speed work (MIRROR_PAD, tf.nn.moments, resize), for 'before' tables."""
+    """Swaps in the layer code tfstyle had before the speed work (MIRROR_PAD, tf.nn.moments), for 'before' tables."""
     import tensorflow as tf
 
     def reflect_pad(self, x):
@@ -89,13 +110,8 @@ def use_before_layers():
         y = y * tf.cast(self.scale, tf.float32) + tf.cast(self.offset, tf.float32)
         return tf.cast(y, self.compute_dtype)
 
-    def resize_upsampling(self, x):
-        size = tf.shape(x)[1:3] * self.factor
-        return tf.cast(tf.image.resize(x, size, method="nearest"), x.dtype)
-
     T.ReflectionPadding2D.call = reflect_pad
     T.InstanceNormalization.call = moments_norm
-    T.NearestUpsampling2D.call = resize_upsampling
 
 
 def calibration(shape, n=4):
@@ -112,7 +128,7 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--layers", choices=("current", "before"), default="current",
-                   help="'before': the MIRROR_PAD / tf.nn.moments layers tfstyle had before the speed work")
+                   help="'before': the MIRROR_PAD / tf.nn.moments / resize layers tfstyle had before the speed work")
     p.add_argument("--quick", action="store_true", help="64 px, 1 repeat, a few ops: for tests")
     args = p.parse_args()
     if args.layers == "before":
@@ -121,9 +137,9 @@ def main():
         args.size, args.repeats = 64, 1
     common.set_threads(args.threads)
     keras.utils.set_random_seed(0)
-    ops = network_ops(args.size)
+    ops = network_ops(args.size, before=args.layers == "before")
     if args.quick:
-        ops = [o for o in ops if o[1] in ("down1_pad", "down1_conv", "down1_norm", "up1_resize", "res1_add")]
+        ops = [o for o in ops if o[1] in ("down1_pad", "down1_conv", "down1_norm", "up1_conv", "res1_add")]
     meta = {"bench": "profile_ops", "layers": args.layers, "size": args.size, "threads": args.threads, **common.machine()}
     for mode in args.modes.split(","):
         cache, by_kind, total = {}, collections.defaultdict(float), 0.0

@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from keras import layers
 
 from tfstyle import transformer as T
 
@@ -17,6 +18,15 @@ from tfstyle import transformer as T
 def reference_pad(layer, x):
     p = layer.padding
     return tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]], mode="REFLECT")
+
+
+def reference_upsample_conv(layer, x):
+    """The textbook ops: resize x2 (nearest), reflection pad 1, 3x3 conv at the high resolution."""
+    if layer.upsample == 1:
+        return tf.nn.conv2d(x, layer.kernel, layer.strides, "VALID") + layer.bias
+    x = tf.image.resize(x, tf.shape(x)[1:3] * 2, method="nearest")
+    x = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="REFLECT")
+    return tf.nn.conv2d(x, tf.cast(layer.kernel, x.dtype), 1, "VALID") + tf.cast(layer.bias, x.dtype)
 
 
 def reference_norm(layer, x):
@@ -77,6 +87,7 @@ def test_whole_net_matches_reference_layers_with_the_same_weights(tmp_path, monk
 
     monkeypatch.setattr(T.ReflectionPadding2D, "call", reference_pad)
     monkeypatch.setattr(T.InstanceNormalization, "call", reference_norm)
+    monkeypatch.setattr(T.Conv2D, "call", reference_upsample_conv)
     reference = T.build_transformer()
     reference.load_weights(path)  # same weight layout
     y_ref = reference(x).numpy()
@@ -108,17 +119,64 @@ def test_tflite_graphs_have_no_slow_ops_and_stay_dynamic():
         np.testing.assert_allclose(out, model(image[None].astype(np.float32)).numpy()[0], atol=0.05)
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float16"])
-def test_nearest_upsampling_equals_resize_nearest(dtype):
-    x = tf.constant(np.random.default_rng(6).normal(size=(2, 5, 7, 3)), dtype=dtype)
-    y = T.NearestUpsampling2D(2, dtype=dtype)(x)
-    reference = tf.image.resize(x, [10, 14], method="nearest")
-    assert y.dtype == x.dtype
-    np.testing.assert_array_equal(y.numpy(), tf.cast(reference, dtype).numpy())
+@pytest.mark.parametrize("shape", [(2, 5, 7, 3), (1, 1, 4, 2), (1, 6, 6, 8)])
+def test_upsample_conv_equals_resize_pad_conv(shape):
+    layer = T.Conv2D(4, 3, upsample=2)
+    x = tf.constant(np.random.default_rng(6).normal(size=shape).astype(np.float32))
+    layer.build(x.shape)
+    layer.bias.assign(np.random.default_rng(7).normal(size=4).astype(np.float32))
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        y = layer(x)
+        reference = reference_upsample_conv(layer, x)
+        weights = tf.constant(np.random.default_rng(8).normal(size=y.shape).astype(np.float32))
+        a, b = tf.reduce_sum(y * weights), tf.reduce_sum(reference * weights)
+    assert y.shape == (shape[0], 2 * shape[1], 2 * shape[2], 4)
+    np.testing.assert_allclose(y.numpy(), reference.numpy(), rtol=1e-5, atol=1e-5)
+    for ga, gb in zip(tape.gradient(a, [x, layer.kernel, layer.bias]), tape.gradient(b, [x, layer.kernel, layer.bias])):
+        assert isinstance(ga, tf.Tensor)  # dense, as optimizers expect for a conv kernel
+        np.testing.assert_allclose(ga.numpy(), gb.numpy(), rtol=1e-4, atol=1e-4)
 
 
-def test_upsampling_gradient_compiles_with_xla():
-    layer = T.NearestUpsampling2D(2)
+def test_upsample_conv_in_float16():
+    layer = T.Conv2D(4, 3, upsample=2, dtype="mixed_float16")
+    x = tf.constant(np.random.default_rng(9).normal(size=(1, 5, 6, 3)), dtype="float16")
+    y = layer(x)
+    assert y.dtype == tf.float16
+    np.testing.assert_allclose(y.numpy(), reference_upsample_conv(layer, tf.cast(x, tf.float32)).numpy(), atol=0.02)
+
+
+def test_checkpoints_of_the_textbook_upsampling_graph_load(tmp_path):
+    """Weights saved by the resize + pad + conv graph tfstyle had before load into the current one."""
+    keras.utils.set_random_seed(10)
+    image = keras.Input(shape=(None, None, 3))
+    x = T.PadToMultiple(4)(layers.Rescaling(1.0 / 255.0)(image))
+    for i, (filters, kernel, stride) in enumerate(T.DOWNSAMPLE, start=1):
+        x = T._conv(x, filters, kernel, stride, f"down{i}")  # noqa: SLF001
+    for i in range(1, T.NUM_RESIDUAL_BLOCKS + 1):
+        x = T._residual_block(x, f"res{i}")  # noqa: SLF001
+    for i, (filters, kernel) in enumerate(T.UPSAMPLE, start=1):
+        x = layers.Lambda(lambda t: tf.image.resize(t, tf.shape(t)[1:3] * 2, method="nearest"))(x)
+        x = T._conv(x, filters, kernel, 1, f"up{i}")  # noqa: SLF001
+    x = T._conv(x, 3, 9, 1, "out", norm=False, relu=False)  # noqa: SLF001
+    x = layers.Rescaling(127.5, offset=127.5)(layers.Activation("tanh")(x))
+    textbook = keras.Model(image, T.CropLike()([x, image]))
+    for layer in textbook.layers:
+        if isinstance(layer, layers.Conv2D):  # non-zero biases, so a misplaced bias shows
+            layer.bias.assign(np.random.default_rng(len(layer.name)).normal(0, 0.1, layer.bias.shape))
+    path = str(tmp_path / "textbook.weights.h5")
+    textbook.save_weights(path)
+    current = T.build_transformer()
+    current.load_weights(path)
+    image = np.random.default_rng(11).uniform(0, 255, (1, 30, 26, 3)).astype(np.float32)
+    expected = textbook(image).numpy()
+    assert expected.std() > 1.0
+    np.testing.assert_allclose(current(image).numpy(), expected, atol=0.01)
+
+
+def test_upsample_conv_gradient_compiles_with_xla():
+    layer = T.Conv2D(2, 3, upsample=2)
+    layer.build((1, 4, 6, 2))
 
     @tf.function(jit_compile=True)
     def grad(x):
@@ -128,4 +186,7 @@ def test_upsampling_gradient_compiles_with_xla():
         return tape.gradient(y, x)
 
     x = tf.constant(np.random.default_rng(7).normal(size=(1, 4, 6, 2)).astype(np.float32))
-    np.testing.assert_allclose(grad(x).numpy(), 8.0 * x.numpy(), rtol=1e-5)  # 4 copies of 2x
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = tf.reduce_sum(tf.square(reference_upsample_conv(layer, x)))
+    np.testing.assert_allclose(grad(x).numpy(), tape.gradient(y, x).numpy(), rtol=1e-4, atol=1e-4)
