@@ -17,6 +17,7 @@ import tensorflow as tf
 from PIL import Image
 
 from tfstyle.images import ImageError, list_images, load_image
+from tfstyle.transformer import Conv2D, InstanceNormalization, ReflectionPadding2D
 
 # Tensor types an "integer only" model may contain: quantized activations, int32 biases and shapes.
 INTEGER_TYPES = (np.uint8, np.int8, np.int16, np.int32, np.int64, np.bool_)
@@ -95,6 +96,24 @@ class _ClippedTanh(keras.layers.Layer):
         return tf.tanh(self.limit * tf.clip_by_value(x * (1.0 / self.limit), -1.0, 1.0))
 
 
+class _HighResolutionUpsampleConv(keras.layers.Layer):
+    """``transformer.Conv2D(upsample=2)`` as the textbook upsample, reflection pad, 3x3 conv: for INT8 files.
+
+    The four 2x2 phase kernels of the low-resolution form hold 16 taps per Cin x Cout
+    where the 3x3 kernel holds 9: 74 KB more int8 weights, for no INT8 speed gain
+    (0.79 vs 0.77 s at 1024x1024, 2 threads). The file stays under 1.9 MB this way.
+    """
+
+    def __init__(self, source):
+        super().__init__(name=f"{source.name}_high_resolution")
+        self.source = source
+        self.pad = ReflectionPadding2D(1)
+
+    def call(self, x):
+        x = self.pad(tf.nn.depth_to_space(tf.concat([x] * 4, axis=-1), 2))  # nearest x2
+        return tf.nn.conv2d(x, self.source.kernel, 1, "VALID") + self.source.bias
+
+
 def quantization_friendly(model, calibration):
     """A copy of the transformer, with its own weights, that computes the same float function but quantizes well.
 
@@ -108,12 +127,11 @@ def quantization_friendly(model, calibration):
       per-channel offset, so the float function is unchanged, but the conv output
       and the norm's squared deviations no longer mix channels of very different
       ranges in one int8 scale (small channels used to square to 0 and saturate RSQRT);
-    * the output tanh gets a clipped input (``_ClippedTanh``).
+    * the output tanh gets a clipped input (``_ClippedTanh``);
+    * the upsampling convs take their textbook form (``_HighResolutionUpsampleConv``).
 
     Measured on a net trained 400 steps: INT8 vs float PSNR 27.4 -> 32.3 dB (6 eval photos).
     """
-    from tfstyle.transformer import InstanceNormalization
-
     copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
     norms = [layer for layer in copy.layers if isinstance(layer, InstanceNormalization)]
@@ -134,6 +152,8 @@ def quantization_friendly(model, calibration):
     def swap(layer):
         if layer.name in folded:
             return folded[layer.name]
+        if isinstance(layer, Conv2D) and layer.upsample == 2:
+            return _HighResolutionUpsampleConv(layer)
         if layer.name == "out_tanh":
             return _ClippedTanh(name="out_tanh_clipped")
         return layer
