@@ -71,7 +71,7 @@ def main():
     p.add_argument("--weights", default="", help="transformer .weights.h5 (default: random init)")
     p.add_argument("--calibration_dir", default=DEFAULT_CALIBRATION, help="photos for INT8 calibration")
     p.add_argument("--layers", choices=("current", "before"), default="current",
-                   help="'before': the MIRROR_PAD / tf.nn.moments layers tfstyle had before the speed work")
+                   help="'before': the MIRROR_PAD / tf.nn.moments / resize layers tfstyle had before the speed work")
     p.add_argument("--quick", action="store_true", help="64 px, 1 repeat: for tests")
     args = p.parse_args()
     if args.layers == "before":

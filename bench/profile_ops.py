@@ -96,7 +96,7 @@ class ResizeNearestStandIn(layers.Layer):
 
 
 def use_before_layers():
-    """Swaps in the layer code tfstyle had before the speed work (MIRROR_PAD, tf.nn.moments), for 'before' tables."""
+    """Swaps in the layer code tfstyle had before the speed work (MIRROR_PAD, tf.nn.moments, resize + 3x3 conv at 2x)."""
     import tensorflow as tf
 
     def reflect_pad(self, x):
@@ -110,8 +110,18 @@ def use_before_layers():
         y = y * tf.cast(self.scale, tf.float32) + tf.cast(self.offset, tf.float32)
         return tf.cast(y, self.compute_dtype)
 
+    conv_call = T.Conv2D.call
+
+    def textbook_upsample_conv(self, x):
+        if self.upsample == 1:
+            return conv_call(self, x)
+        x = tf.image.resize(x, tf.shape(x)[1:3] * 2, method="nearest")
+        x = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="REFLECT")
+        return tf.nn.conv2d(x, tf.cast(self.kernel, x.dtype), 1, "VALID") + tf.cast(self.bias, x.dtype)
+
     T.ReflectionPadding2D.call = reflect_pad
     T.InstanceNormalization.call = moments_norm
+    T.Conv2D.call = textbook_upsample_conv
 
 
 def calibration(shape, n=4):
