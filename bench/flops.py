@@ -23,8 +23,11 @@ import tensorflow as tf  # noqa: E402
 from tfstyle import transformer as T  # noqa: E402
 
 
-def transformer_macs(h, w):
-    """Multiply-adds of all convs of the transformer for an h x w input (padded to a multiple of 4)."""
+def transformer_macs(h, w, phase_upsampling=True):
+    """Multiply-adds of all convs of the transformer for an h x w input (padded to a multiple of 4).
+
+    ``phase_upsampling=False`` counts the textbook upsample + k x k conv (the peer's and tfstyle's
+    layers before the speed work)."""
     h, w = h + (-h) % 4, w + (-w) % 4
     macs, cin = 0, 3
     for cout, k, stride in T.DOWNSAMPLE:
@@ -34,14 +37,15 @@ def transformer_macs(h, w):
     macs += 2 * T.NUM_RESIDUAL_BLOCKS * h * w * 9 * cin * cin
     for cout, k in T.UPSAMPLE:  # Conv2D(upsample=2): every output pixel is a 2x2 conv of the input
         h, w = 2 * h, 2 * w
-        macs += h * w * ((k + 1) // 2) ** 2 * cin * cout
+        taps = ((k + 1) // 2) ** 2 if phase_upsampling else k * k
+        macs += h * w * taps * cin * cout
         cin = cout
     macs += h * w * 9 * 9 * cin * 3
     return macs
 
 
-def transformer_flops(h, w):
-    return 2 * transformer_macs(h, w)
+def transformer_flops(h, w, phase_upsampling=True):
+    return 2 * transformer_macs(h, w, phase_upsampling)
 
 
 def profiler_flops(model, size):

@@ -108,7 +108,7 @@ def main():
                 else:
                     run, _ = common.tflite_runner(tflite_models[path], (1, size, size, 3), args.threads or None)
                 median, times = common.time_call(run, repeats=repeats, warmup=1)
-                gflop = flops_lib.transformer_flops(size, size) / 1e9
+                gflop = flops_lib.transformer_flops(size, size, args.layers == "current") / 1e9
                 common.emit({**meta, "load1": round(os.getloadavg()[0], 2), "path": path, "size": size, "median_s": round(median, 4), "times_s": times,
                              "gflop": round(gflop, 2), "gflops_per_s": round(gflop / median, 1),
                              **({"tflite_bytes": len(tflite_models[path])} if path in tflite_models else {})})
