@@ -2,9 +2,11 @@
 
 ``python bench/flops.py --sizes=256,512,1024``
 
-``analytic``: 2 x multiply-adds of every Conv2D (k*k*Cin*Cout per output
-pixel; 2*2*Cin*Cout for the upsampling convs, which tfstyle runs as 2x2 convs at
-the low resolution) at the shapes the net sees. ``tf_profiler``:
+``analytic``: 2 x multiply-adds of every Conv2D as tfstyle runs it, at the
+shapes the net sees: k*k*Cin*Cout per output pixel; 2*2*Cin*Cout for the
+upsampling convs, which run as 2x2 convs at the low resolution; 5*5*4*Cin*Cout
+for the 9x9 convs, which run on a space-to-depth grid (19 of those 100 taps are
+zeros, but they are computed). ``tf_profiler``:
 TensorFlow's own float-op count of the traced graph (also counts the instance
 norm, padding-free elementwise ops and bias adds), as a cross-check.
 A FLOP here is one multiply or one add (1 MAC = 2 FLOPs).
@@ -23,29 +25,38 @@ import tensorflow as tf  # noqa: E402
 from tfstyle import transformer as T  # noqa: E402
 
 
-def transformer_macs(h, w, phase_upsampling=True):
+def transformer_macs(h, w, textbook=False):
     """Multiply-adds of all convs of the transformer for an h x w input (padded to a multiple of 4).
 
-    ``phase_upsampling=False`` counts the textbook upsample + k x k conv (the peer's and tfstyle's
-    layers before the speed work)."""
+    ``textbook=True`` counts the textbook layers (upsample, then k x k conv; 9x9 convs at full
+    resolution): the peer's, and tfstyle's before the speed work."""
     h, w = h + (-h) % 4, w + (-w) % 4
+
+    def taps(k, space_to_depth=False, upsample=False):
+        if textbook:
+            return k * k
+        if upsample:  # Conv2D(upsample=2): every output pixel is a 2x2 conv of the input
+            return ((k + 1) // 2) ** 2
+        if space_to_depth:  # Conv2D(space_to_depth=2): a (k+1)/2 square conv with 4x Cin per 4 output pixels
+            return ((k + 1) // 2) ** 2 * 4
+        return k * k
+
     macs, cin = 0, 3
     for cout, k, stride in T.DOWNSAMPLE:
         h, w = h // stride, w // stride
-        macs += h * w * k * k * cin * cout
+        macs += h * w * taps(k, space_to_depth=k == 9) * cin * cout
         cin = cout
     macs += 2 * T.NUM_RESIDUAL_BLOCKS * h * w * 9 * cin * cin
-    for cout, k in T.UPSAMPLE:  # Conv2D(upsample=2): every output pixel is a 2x2 conv of the input
+    for cout, k in T.UPSAMPLE:
         h, w = 2 * h, 2 * w
-        taps = ((k + 1) // 2) ** 2 if phase_upsampling else k * k
-        macs += h * w * taps * cin * cout
+        macs += h * w * taps(k, upsample=True) * cin * cout
         cin = cout
-    macs += h * w * 9 * 9 * cin * 3
+    macs += h * w * taps(9, space_to_depth=True) * cin * 3
     return macs
 
 
-def transformer_flops(h, w, phase_upsampling=True):
-    return 2 * transformer_macs(h, w, phase_upsampling)
+def transformer_flops(h, w, textbook=False):
+    return 2 * transformer_macs(h, w, textbook)
 
 
 def profiler_flops(model, size):

@@ -71,7 +71,7 @@ def main():
     p.add_argument("--weights", default="", help="transformer .weights.h5 (default: random init)")
     p.add_argument("--calibration_dir", default=DEFAULT_CALIBRATION, help="photos for INT8 calibration")
     p.add_argument("--layers", choices=("current", "before"), default="current",
-                   help="'before': the MIRROR_PAD / tf.nn.moments / resize layers tfstyle had before the speed work")
+                   help="'before': the MIRROR_PAD / tf.nn.moments / resize / full-resolution 9x9 conv layers tfstyle had before the speed work")
     p.add_argument("--quick", action="store_true", help="64 px, 1 repeat: for tests")
     args = p.parse_args()
     if args.layers == "before":
@@ -108,7 +108,7 @@ def main():
                 else:
                     run, _ = common.tflite_runner(tflite_models[path], (1, size, size, 3), args.threads or None)
                 median, times = common.time_call(run, repeats=repeats, warmup=1)
-                gflop = flops_lib.transformer_flops(size, size, args.layers == "current") / 1e9
+                gflop = flops_lib.transformer_flops(size, size, textbook=args.layers == "before") / 1e9
                 common.emit({**meta, "load1": round(os.getloadavg()[0], 2), "path": path, "size": size, "median_s": round(median, 4), "times_s": times,
                              "gflop": round(gflop, 2), "gflops_per_s": round(gflop / median, 1),
                              **({"tflite_bytes": len(tflite_models[path])} if path in tflite_models else {})})

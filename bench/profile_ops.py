@@ -31,7 +31,8 @@ from tfstyle import transformer as T  # noqa: E402
 def network_ops(size, before=False):
     """(kind, name, input shape [1, H, W, C], layer factory) for every op of the net at size x size.
 
-    ``before``: the upsampling as it was before the speed work (resize, pad, 3x3 conv at 2x).
+    ``before``: the upsampling as it was before the speed work (resize, pad, 3x3 conv at 2x)
+    and the 9x9 convs as plain convs (``use_before_layers`` swaps the rest).
     """
     ops = []
     s = size + (-size) % 4
@@ -39,8 +40,9 @@ def network_ops(size, before=False):
     def block(name, h, cin, cout, k, stride, norm=True, relu=True):
         p = k // 2
         ops.append(("pad", f"{name}_pad", (1, h, h, cin), lambda: T.ReflectionPadding2D(p)))
+        space_to_depth = 2 if k == 9 and not before else 1  # as transformer._conv
         ops.append(("conv", f"{name}_conv", (1, h + 2 * p, h + 2 * p, cin),
-                    lambda: layers.Conv2D(cout, k, strides=stride, padding="valid")))
+                    lambda: T.Conv2D(cout, k, strides=stride, padding="valid", space_to_depth=space_to_depth)))
         out = (h + 2 * p - k) // stride + 1
         if norm:
             norm_op(name, out, cout, relu)
@@ -96,7 +98,8 @@ class ResizeNearestStandIn(layers.Layer):
 
 
 def use_before_layers():
-    """Swaps in the layer code tfstyle had before the speed work (MIRROR_PAD, tf.nn.moments, resize + 3x3 conv at 2x)."""
+    """Swaps in the layer code tfstyle had before the speed work (MIRROR_PAD, tf.nn.moments, resize + 3x3 conv at 2x,
+    9x9 convs at full resolution)."""
     import tensorflow as tf
 
     def reflect_pad(self, x):
@@ -110,18 +113,16 @@ def use_before_layers():
         y = y * tf.cast(self.scale, tf.float32) + tf.cast(self.offset, tf.float32)
         return tf.cast(y, self.compute_dtype)
 
-    conv_call = T.Conv2D.call
-
-    def textbook_upsample_conv(self, x):
+    def textbook_conv(self, x):
         if self.upsample == 1:
-            return conv_call(self, x)
+            return layers.Conv2D.call(self, x)  # Keras' own conv, also for space_to_depth=2
         x = tf.image.resize(x, tf.shape(x)[1:3] * 2, method="nearest")
         x = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="REFLECT")
         return tf.nn.conv2d(x, tf.cast(self.kernel, x.dtype), 1, "VALID") + tf.cast(self.bias, x.dtype)
 
     T.ReflectionPadding2D.call = reflect_pad
     T.InstanceNormalization.call = moments_norm
-    T.Conv2D.call = textbook_upsample_conv
+    T.Conv2D.call = textbook_conv
 
 
 def calibration(shape, n=4):
@@ -138,7 +139,7 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--layers", choices=("current", "before"), default="current",
-                   help="'before': the MIRROR_PAD / tf.nn.moments / resize layers tfstyle had before the speed work")
+                   help="'before': the MIRROR_PAD / tf.nn.moments / resize / full-resolution 9x9 conv layers tfstyle had before the speed work")
     p.add_argument("--quick", action="store_true", help="64 px, 1 repeat, a few ops: for tests")
     args = p.parse_args()
     if args.layers == "before":

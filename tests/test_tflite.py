@@ -99,15 +99,18 @@ def test_representative_crops_from_an_empty_folder_is_a_clear_error(tmp_path):
 
 def test_quantization_friendly_copy_computes_the_same_function(model, calibration):
     """The INT8-friendly rewrite (channels folded into the convs, clipped tanh) changes no float output."""
-    friendly = tflite.quantization_friendly(model, calibration[:4])
     image = photo(40, 56)[None].astype(np.float32)
-    np.testing.assert_allclose(friendly(image).numpy(), model(image).numpy(), atol=0.05)
+    expected = model(image).numpy()
+    friendly = tflite.quantization_friendly(model, calibration[:4])
+    np.testing.assert_allclose(friendly(image).numpy(), expected, atol=0.05)
     assert sum("folded" in layer.name for layer in friendly.layers) == 15
-    assert friendly.get_layer("out_tanh_clipped")
+    assert friendly.get_layer("out_tanh_scaled")
+    assert friendly.get_layer("out_conv").activation is tflite._clip_to_unit  # noqa: SLF001
+    np.testing.assert_array_equal(model(image).numpy(), expected)  # the source model is left alone
 
 
 def test_clipped_tanh_stays_within_half_a_pixel_level():
     x = tf.constant(np.linspace(-30, 30, 10001, dtype=np.float32))
-    clipped = tflite._ClippedTanh()(x).numpy()  # noqa: SLF001
+    clipped = tflite._ScaledTanh()(tflite._clip_to_unit(x / tflite.TANH_INPUT_LIMIT)).numpy()  # noqa: SLF001
     assert np.abs(127.5 * (clipped - np.tanh(x.numpy()))).max() <= 0.5
     assert np.abs(clipped).max() < 1.0  # the clip is real: the flat tails are cut

@@ -146,19 +146,29 @@ def test_upsample_conv_in_float16():
     np.testing.assert_allclose(y.numpy(), reference_upsample_conv(layer, tf.cast(x, tf.float32)).numpy(), atol=0.02)
 
 
-def test_checkpoints_of_the_textbook_upsampling_graph_load(tmp_path):
-    """Weights saved by the resize + pad + conv graph tfstyle had before load into the current one."""
+def textbook_conv(x, filters, kernel, stride, name, norm=True, relu=True):
+    """Reflection pad -> Keras' own Conv2D -> instance norm -> ReLU: the layers of early checkpoints."""
+    x = T.ReflectionPadding2D(kernel // 2, name=f"{name}_pad")(x)
+    x = layers.Conv2D(filters, kernel, strides=stride, padding="valid", name=f"{name}_conv")(x)
+    if norm:
+        x = T.InstanceNormalization(name=f"{name}_norm")(x)
+    return layers.ReLU(name=f"{name}_relu")(x) if relu else x
+
+
+def test_checkpoints_of_the_textbook_graph_load(tmp_path):
+    """Weights saved by the graph tfstyle had before (Keras convs, resize + pad + conv) load into the current one."""
     keras.utils.set_random_seed(10)
     image = keras.Input(shape=(None, None, 3))
     x = T.PadToMultiple(4)(layers.Rescaling(1.0 / 255.0)(image))
     for i, (filters, kernel, stride) in enumerate(T.DOWNSAMPLE, start=1):
-        x = T._conv(x, filters, kernel, stride, f"down{i}")  # noqa: SLF001
+        x = textbook_conv(x, filters, kernel, stride, f"down{i}")
     for i in range(1, T.NUM_RESIDUAL_BLOCKS + 1):
-        x = T._residual_block(x, f"res{i}")  # noqa: SLF001
+        y = textbook_conv(x, 128, 3, 1, f"res{i}_a")
+        x = layers.Add()([x, textbook_conv(y, 128, 3, 1, f"res{i}_b", relu=False)])
     for i, (filters, kernel) in enumerate(T.UPSAMPLE, start=1):
         x = layers.Lambda(lambda t: tf.image.resize(t, tf.shape(t)[1:3] * 2, method="nearest"))(x)
-        x = T._conv(x, filters, kernel, 1, f"up{i}")  # noqa: SLF001
-    x = T._conv(x, 3, 9, 1, "out", norm=False, relu=False)  # noqa: SLF001
+        x = textbook_conv(x, filters, kernel, 1, f"up{i}")
+    x = textbook_conv(x, 3, 9, 1, "out", norm=False, relu=False)
     x = layers.Rescaling(127.5, offset=127.5)(layers.Activation("tanh")(x))
     textbook = keras.Model(image, T.CropLike()([x, image]))
     for layer in textbook.layers:
@@ -190,3 +200,46 @@ def test_upsample_conv_gradient_compiles_with_xla():
         tape.watch(x)
         y = tf.reduce_sum(tf.square(reference_upsample_conv(layer, x)))
     np.testing.assert_allclose(grad(x).numpy(), tape.gradient(y, x).numpy(), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("shape,kernel,filters", [((2, 12, 10, 3), 9, 5), ((1, 10, 14, 6), 9, 3), ((1, 6, 4, 2), 3, 4),
+                                                   ((1, 8, 10, 3), (5, 3), 2)])
+def test_space_to_depth_conv_equals_plain_conv(shape, kernel, filters):
+    layer = T.Conv2D(filters, kernel, space_to_depth=2)
+    x = tf.constant(np.random.default_rng(12).normal(size=shape).astype(np.float32))
+    layer.build(x.shape)
+    layer.bias.assign(np.random.default_rng(13).normal(size=filters).astype(np.float32))
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        y = layer(x)
+        reference = tf.nn.conv2d(x, layer.kernel, 1, "VALID") + layer.bias
+        weights = tf.constant(np.random.default_rng(14).normal(size=y.shape).astype(np.float32))
+        a, b = tf.reduce_sum(y * weights), tf.reduce_sum(reference * weights)
+    assert y.shape == reference.shape
+    np.testing.assert_allclose(y.numpy(), reference.numpy(), rtol=1e-5, atol=1e-5)
+    for ga, gb in zip(tape.gradient(a, [x, layer.kernel, layer.bias]), tape.gradient(b, [x, layer.kernel, layer.bias])):
+        np.testing.assert_allclose(ga.numpy(), gb.numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_space_to_depth_conv_in_float16_and_under_xla():
+    layer = T.Conv2D(3, 9, space_to_depth=2, dtype="mixed_float16")
+    x = tf.constant(np.random.default_rng(15).normal(size=(1, 12, 10, 4)), dtype="float16")
+    y = layer(x)
+    assert y.dtype == tf.float16
+    reference = tf.nn.conv2d(tf.cast(x, tf.float32), layer.kernel, 1, "VALID") + layer.bias
+    np.testing.assert_allclose(y.numpy(), reference.numpy(), atol=0.02)
+
+    @tf.function(jit_compile=True)
+    def grad(x):
+        with tf.GradientTape() as tape:
+            y = tf.reduce_sum(tf.square(tf.cast(layer(x), tf.float32)))
+        return tape.gradient(y, layer.kernel)
+
+    assert grad(x).shape == (9, 9, 4, 3)
+
+
+@pytest.mark.parametrize("kwargs", [dict(kernel_size=4), dict(kernel_size=3, strides=2), dict(kernel_size=3, upsample=2),
+                                    dict(kernel_size=3, padding="same"), dict(kernel_size=3, dilation_rate=2)])
+def test_space_to_depth_conv_rejects_what_it_cannot_compute(kwargs):
+    with pytest.raises(ValueError, match="space_to_depth=2 needs"):
+        T.Conv2D(4, space_to_depth=2, **kwargs)

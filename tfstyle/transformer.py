@@ -10,7 +10,10 @@ dynamic H x W, and converts to a full-integer INT8 TFLite model:
   as four 2x2 convs (``Conv2D(..., upsample=2)``): the same function with 4/9 of
   the multiply-adds, and no resize op (Keras ``UpSampling2D`` does not convert
   to TFLite under dynamic shapes);
-* padding is reflection padding, so borders carry no dark frame.
+* padding is reflection padding, so borders carry no dark frame;
+* the two 9x9 convs, with 3 input or 3 output channels, run as 5x5 convs on a
+  space-to-depth grid (``Conv2D(..., space_to_depth=2)``): the same function,
+  with 12 channels where GEMM kernels were mostly idle on 3.
 """
 
 import keras
@@ -95,9 +98,10 @@ class InstanceNormalization(layers.Layer):
 
 @keras.saving.register_keras_serializable(package="tfstyle")
 class Conv2D(layers.Conv2D):
-    """Keras' Conv2D; ``upsample=2`` makes it nearest x2 upsampling + reflection pad 1 + 3x3 conv.
+    """Keras' Conv2D; ``upsample=2`` makes it nearest x2 upsampling + reflection pad 1 + 3x3 conv,
+    ``space_to_depth=2`` computes a stride-1 conv with an odd kernel on a space-to-depth grid.
 
-    Every output pixel of a 3x3 conv over a nearest-upsampled image sees only 2x2
+    Upsampling: every output pixel of a 3x3 conv over a nearest-upsampled image sees only 2x2
     input pixels, so each of the four output phases (even/odd row x even/odd
     column) is a 2x2 conv of the input with summed taps, and ``depth_to_space``
     interleaves them; reflection padding of the upsampled image equals edge
@@ -107,32 +111,61 @@ class Conv2D(layers.Conv2D):
     graph), and the same kernel and bias. The class keeps the name Conv2D because
     Keras files weights under the snake-cased class name: checkpoints of the
     textbook resize + pad + conv graph load unchanged.
+
+    Space-to-depth: a 9x9 conv with 3 input (or 3 output) channels leaves most
+    lanes of a GEMM kernel idle. On the input's 2x2 space-to-depth grid (4x the
+    channels, 1/4 of the pixels) output pixel (2a+p, 2b+q) is a 5x5 conv whose taps
+    are the 9x9 kernel shifted by the phase (p, q) and zero-padded to 10x10, so one
+    5x5 conv with 4x the output channels followed by ``depth_to_space`` gives the
+    same output: 23% more multiply-adds (the zero taps), measured 3x (float) to 8x
+    (INT8) faster for the output conv. Needs an even input H and W (the transformer
+    pads to a multiple of 4); the kernel variable keeps its 9x9 shape.
     """
 
-    def __init__(self, filters, kernel_size, upsample=1, **kwargs):
+    def __init__(self, filters, kernel_size, upsample=1, space_to_depth=1, **kwargs):
         super().__init__(filters, kernel_size, **kwargs)
         self.upsample = int(upsample)
+        self.space_to_depth = int(space_to_depth)
         if self.upsample not in (1, 2):
             raise ValueError(f"upsample must be 1 or 2, got {upsample}")
+        if self.space_to_depth not in (1, 2):
+            raise ValueError(f"space_to_depth must be 1 or 2, got {space_to_depth}")
         if self.upsample == 2 and (self.kernel_size != (3, 3) or self.strides != (1, 1) or self.padding != "valid"):
             raise ValueError("upsample=2 needs a 3x3 kernel, stride 1 and padding='valid' (it pads itself)")
+        if self.space_to_depth == 2 and (self.upsample != 1 or self.strides != (1, 1) or self.padding != "valid"
+                                         or self.dilation_rate != (1, 1) or self.groups != 1
+                                         or self.kernel_size[0] % 2 == 0 or self.kernel_size[1] % 2 == 0):
+            raise ValueError("space_to_depth=2 needs an odd kernel, stride 1, no dilation or groups, "
+                             "padding='valid' and no upsampling")
 
     def call(self, x):
-        if self.upsample == 1:
+        if self.upsample == 1 and self.space_to_depth == 1:
             return super().call(x)
+        kernel = tf.cast(self.kernel, x.dtype)
+        phases = self._upsampling_phases(x, kernel) if self.upsample == 2 else self._space_to_depth_phases(x, kernel)
+        # Bias and activation before depth_to_space, so TFLite fuses them into the conv
+        # (an INT8 model then needs no requantizing ADD after the interleave).
+        if self.use_bias:
+            phases = phases + tf.tile(tf.cast(self.bias, phases.dtype), [4])
+        return tf.nn.depth_to_space(self.activation(phases), 2)
+
+    @staticmethod
+    def _upsampling_phases(x, kernel):
+        """The four output phases of the upsample + 3x3 conv, stacked on channels in depth_to_space order."""
         for axis in (1, 2):  # edge padding by 1 (slices + concat, as ReflectionPadding2D)
             index = lambda start, stop: (slice(None),) * axis + (slice(start, stop),)  # noqa: E731
             x = tf.concat([x[index(0, 1)], x, x[index(-1, None)]], axis)
-        kernel = tf.cast(self.kernel, x.dtype)
         phases = []
         for row, rows in enumerate(_phase_taps(kernel, axis=0)):
             for col, taps in enumerate(_phase_taps(rows, axis=1)):
                 window = x[:, row : (None if row else -1), col : (None if col else -1), :]
                 phases.append(tf.nn.conv2d(window, taps, strides=1, padding="VALID"))
-        y = tf.nn.depth_to_space(tf.concat(phases, axis=-1), 2)
-        if self.use_bias:
-            y = y + tf.cast(self.bias, y.dtype)
-        return self.activation(y)
+        return tf.concat(phases, axis=-1)
+
+    @staticmethod
+    def _space_to_depth_phases(x, kernel):
+        """The four output phases of the conv, from its input's space-to-depth grid."""
+        return tf.nn.conv2d(tf.nn.space_to_depth(x, 2), _space_to_depth_kernel(kernel), strides=1, padding="VALID")
 
     def compute_output_shape(self, input_shape):
         if self.upsample == 1:
@@ -142,7 +175,7 @@ class Conv2D(layers.Conv2D):
         return (n, grow(h), grow(w), self.filters)
 
     def get_config(self):
-        return {**super().get_config(), "upsample": self.upsample}
+        return {**super().get_config(), "upsample": self.upsample, "space_to_depth": self.space_to_depth}
 
 
 def _phase_taps(kernel, axis):
@@ -154,10 +187,30 @@ def _phase_taps(kernel, axis):
     return tf.stack([before, center + after], axis), tf.stack([before + center, after], axis)
 
 
+def _space_to_depth_kernel(kernel):
+    """[k, k, C, O] (k odd) -> [(k+1)/2, (k+1)/2, 4C, 4O]: the conv of the 2x2 space-to-depth grid.
+
+    Output phase (p, q) sees grid rows/columns m and sub-pixels s with 2m + s = p + tap,
+    so its kernel is the k x k kernel padded by one zero row/column before (p = 1) or
+    after (p = 0), reshaped to (m, s); phases go to output channels in ``depth_to_space`` order.
+    """
+    k_h, k_w, c_in, c_out = kernel.shape
+    phases = []
+    for p in (0, 1):
+        for q in (0, 1):
+            padded = tf.pad(kernel, [[p, 1 - p], [q, 1 - q], [0, 0], [0, 0]])
+            grid = tf.reshape(padded, [(k_h + 1) // 2, 2, (k_w + 1) // 2, 2, c_in, c_out])
+            grid = tf.transpose(grid, [0, 2, 1, 3, 4, 5])  # (m, n, s, t, C, O): space_to_depth order
+            phases.append(tf.reshape(grid, [(k_h + 1) // 2, (k_w + 1) // 2, 4 * c_in, c_out]))
+    return tf.concat(phases, axis=-1)
+
+
 def _conv(x, filters, kernel, stride, name, norm=True, relu=True):
     """Reflection pad -> conv -> instance norm -> ReLU."""
     x = ReflectionPadding2D(kernel // 2, name=f"{name}_pad")(x)
-    x = layers.Conv2D(filters, kernel, strides=stride, padding="valid", name=f"{name}_conv")(x)
+    # The 9x9 convs (3 channels in or out) run on a space-to-depth grid; see Conv2D.
+    x = Conv2D(filters, kernel, strides=stride, padding="valid", space_to_depth=2 if kernel == 9 else 1,
+               name=f"{name}_conv")(x)
     if norm:
         x = InstanceNormalization(name=f"{name}_norm")(x)
     if relu:
