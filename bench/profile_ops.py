@@ -140,6 +140,7 @@ def main():
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--layers", choices=("current", "before"), default="current",
                    help="'before': the MIRROR_PAD / tf.nn.moments / resize / full-resolution 9x9 conv layers tfstyle had before the speed work")
+    p.add_argument("--ops", default="", help="comma list of op names to time (default: all), e.g. down1_conv,out_conv")
     p.add_argument("--quick", action="store_true", help="64 px, 1 repeat, a few ops: for tests")
     args = p.parse_args()
     if args.layers == "before":
@@ -150,7 +151,9 @@ def main():
     keras.utils.set_random_seed(0)
     ops = network_ops(args.size, before=args.layers == "before")
     if args.quick:
-        ops = [o for o in ops if o[1] in ("down1_pad", "down1_conv", "down1_norm", "up1_conv", "res1_add")]
+        args.ops = args.ops or "down1_pad,down1_conv,down1_norm,up1_conv,res1_add"
+    if args.ops:
+        ops = [o for o in ops if o[1] in args.ops.split(",")]
     meta = {"bench": "profile_ops", "layers": args.layers, "size": args.size, "threads": args.threads, **common.machine()}
     for mode in args.modes.split(","):
         cache, by_kind, total = {}, collections.defaultdict(float), 0.0
