@@ -117,9 +117,9 @@ class Conv2D(layers.Conv2D):
     channels, 1/4 of the pixels) output pixel (2a+p, 2b+q) is a 5x5 conv whose taps
     are the 9x9 kernel shifted by the phase (p, q) and zero-padded to 10x10, so one
     5x5 conv with 4x the output channels followed by ``depth_to_space`` gives the
-    same output: 23% more multiply-adds (the zero taps), measured 3x (float) to 8x
-    (INT8) faster for the output conv. Needs an even input H and W (the transformer
-    pads to a multiple of 4); the kernel variable keeps its 9x9 shape.
+    same output: 23% more multiply-adds (the zero taps), measured 3x faster for the
+    output conv in float and INT8 (docs/RESULTS.md, item 6). Needs an even input H
+    and W (the transformer pads to a multiple of 4); the kernel keeps its 9x9 shape.
     """
 
     def __init__(self, filters, kernel_size, upsample=1, space_to_depth=1, **kwargs):
