@@ -44,14 +44,14 @@ def transformer_macs(h, w, textbook=False):
     macs, cin = 0, 3
     for cout, k, stride in T.DOWNSAMPLE:
         h, w = h // stride, w // stride
-        macs += h * w * taps(k, space_to_depth=k == 9) * cin * cout
+        macs += h * w * taps(k, space_to_depth=T.space_to_depth_block(k) == 2) * cin * cout
         cin = cout
     macs += 2 * T.NUM_RESIDUAL_BLOCKS * h * w * 9 * cin * cin
     for cout, k in T.UPSAMPLE:
         h, w = 2 * h, 2 * w
         macs += h * w * taps(k, upsample=True) * cin * cout
         cin = cout
-    macs += h * w * taps(9, space_to_depth=True) * cin * 3
+    macs += h * w * taps(9, space_to_depth=T.space_to_depth_block(9) == 2) * cin * 3  # the output conv
     return macs
 
 

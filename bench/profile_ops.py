@@ -40,7 +40,7 @@ def network_ops(size, before=False):
     def block(name, h, cin, cout, k, stride, norm=True, relu=True):
         p = k // 2
         ops.append(("pad", f"{name}_pad", (1, h, h, cin), lambda: T.ReflectionPadding2D(p)))
-        space_to_depth = 2 if k == 9 and not before else 1  # as transformer._conv
+        space_to_depth = 1 if before else T.space_to_depth_block(k)
         ops.append(("conv", f"{name}_conv", (1, h + 2 * p, h + 2 * p, cin),
                     lambda: T.Conv2D(cout, k, strides=stride, padding="valid", space_to_depth=space_to_depth)))
         out = (h + 2 * p - k) // stride + 1

@@ -119,23 +119,30 @@ def test_tflite_graphs_have_no_slow_ops_and_stay_dynamic():
         np.testing.assert_allclose(out, model(image[None].astype(np.float32)).numpy()[0], atol=0.05)
 
 
-@pytest.mark.parametrize("shape", [(2, 5, 7, 3), (1, 1, 4, 2), (1, 6, 6, 8)])
-def test_upsample_conv_equals_resize_pad_conv(shape):
-    layer = T.Conv2D(4, 3, upsample=2)
-    x = tf.constant(np.random.default_rng(6).normal(size=shape).astype(np.float32))
+def assert_conv_matches_textbook_ops(layer, shape, seed):
+    """``layer`` (a ``T.Conv2D`` with a random bias) gives the values and gradients of ``reference_upsample_conv``."""
+    rng = np.random.default_rng(seed)
+    x = tf.constant(rng.normal(size=shape).astype(np.float32))
     layer.build(x.shape)
-    layer.bias.assign(np.random.default_rng(7).normal(size=4).astype(np.float32))
+    layer.bias.assign(rng.normal(size=layer.filters).astype(np.float32))
     with tf.GradientTape(persistent=True) as tape:
         tape.watch(x)
         y = layer(x)
         reference = reference_upsample_conv(layer, x)
-        weights = tf.constant(np.random.default_rng(8).normal(size=y.shape).astype(np.float32))
+        weights = tf.constant(rng.normal(size=y.shape).astype(np.float32))
         a, b = tf.reduce_sum(y * weights), tf.reduce_sum(reference * weights)
-    assert y.shape == (shape[0], 2 * shape[1], 2 * shape[2], 4)
+    assert y.shape == reference.shape
     np.testing.assert_allclose(y.numpy(), reference.numpy(), rtol=1e-5, atol=1e-5)
     for ga, gb in zip(tape.gradient(a, [x, layer.kernel, layer.bias]), tape.gradient(b, [x, layer.kernel, layer.bias])):
         assert isinstance(ga, tf.Tensor)  # dense, as optimizers expect for a conv kernel
         np.testing.assert_allclose(ga.numpy(), gb.numpy(), rtol=1e-4, atol=1e-4)
+    return y
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 7, 3), (1, 1, 4, 2), (1, 6, 6, 8)])
+def test_upsample_conv_equals_resize_pad_conv(shape):
+    y = assert_conv_matches_textbook_ops(T.Conv2D(4, 3, upsample=2), shape, seed=6)
+    assert y.shape == (shape[0], 2 * shape[1], 2 * shape[2], 4)
 
 
 def test_upsample_conv_in_float16():
@@ -205,20 +212,10 @@ def test_upsample_conv_gradient_compiles_with_xla():
 @pytest.mark.parametrize("shape,kernel,filters", [((2, 12, 10, 3), 9, 5), ((1, 10, 14, 6), 9, 3), ((1, 6, 4, 2), 3, 4),
                                                    ((1, 8, 10, 3), (5, 3), 2)])
 def test_space_to_depth_conv_equals_plain_conv(shape, kernel, filters):
-    layer = T.Conv2D(filters, kernel, space_to_depth=2)
-    x = tf.constant(np.random.default_rng(12).normal(size=shape).astype(np.float32))
-    layer.build(x.shape)
-    layer.bias.assign(np.random.default_rng(13).normal(size=filters).astype(np.float32))
-    with tf.GradientTape(persistent=True) as tape:
-        tape.watch(x)
-        y = layer(x)
-        reference = tf.nn.conv2d(x, layer.kernel, 1, "VALID") + layer.bias
-        weights = tf.constant(np.random.default_rng(14).normal(size=y.shape).astype(np.float32))
-        a, b = tf.reduce_sum(y * weights), tf.reduce_sum(reference * weights)
-    assert y.shape == reference.shape
-    np.testing.assert_allclose(y.numpy(), reference.numpy(), rtol=1e-5, atol=1e-5)
-    for ga, gb in zip(tape.gradient(a, [x, layer.kernel, layer.bias]), tape.gradient(b, [x, layer.kernel, layer.bias])):
-        np.testing.assert_allclose(ga.numpy(), gb.numpy(), rtol=1e-4, atol=1e-4)
+    # For upsample=1 the textbook reference is tf.nn.conv2d(x, kernel, VALID) + bias.
+    y = assert_conv_matches_textbook_ops(T.Conv2D(filters, kernel, space_to_depth=2), shape, seed=12)
+    k_h, k_w = (kernel, kernel) if isinstance(kernel, int) else kernel
+    assert y.shape == (shape[0], shape[1] - k_h + 1, shape[2] - k_w + 1, filters)
 
 
 def test_space_to_depth_conv_in_float16_and_under_xla():

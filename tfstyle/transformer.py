@@ -205,11 +205,15 @@ def _space_to_depth_kernel(kernel):
     return tf.concat(phases, axis=-1)
 
 
+def space_to_depth_block(kernel):
+    """2 for the 9x9 convs (3 channels in or out), which run on a space-to-depth grid (see Conv2D); else 1."""
+    return 2 if kernel == 9 else 1
+
+
 def _conv(x, filters, kernel, stride, name, norm=True, relu=True):
     """Reflection pad -> conv -> instance norm -> ReLU."""
     x = ReflectionPadding2D(kernel // 2, name=f"{name}_pad")(x)
-    # The 9x9 convs (3 channels in or out) run on a space-to-depth grid; see Conv2D.
-    x = Conv2D(filters, kernel, strides=stride, padding="valid", space_to_depth=2 if kernel == 9 else 1,
+    x = Conv2D(filters, kernel, strides=stride, padding="valid", space_to_depth=space_to_depth_block(kernel),
                name=f"{name}_conv")(x)
     if norm:
         x = InstanceNormalization(name=f"{name}_norm")(x)
