@@ -20,8 +20,9 @@ def reference_pad(layer, x):
     return tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]], mode="REFLECT")
 
 
-def reference_upsample_conv(layer, x):
-    """The textbook ops: resize x2 (nearest), reflection pad 1, 3x3 conv at the high resolution."""
+def reference_conv(layer, x):
+    """What a ``T.Conv2D`` computes, in textbook ops: a plain conv (also for ``space_to_depth=2``), or for
+    ``upsample=2`` resize x2 (nearest), reflection pad 1, 3x3 conv at the high resolution."""
     if layer.upsample == 1:
         return tf.nn.conv2d(x, layer.kernel, layer.strides, "VALID") + layer.bias
     x = tf.image.resize(x, tf.shape(x)[1:3] * 2, method="nearest")
@@ -87,7 +88,7 @@ def test_whole_net_matches_reference_layers_with_the_same_weights(tmp_path, monk
 
     monkeypatch.setattr(T.ReflectionPadding2D, "call", reference_pad)
     monkeypatch.setattr(T.InstanceNormalization, "call", reference_norm)
-    monkeypatch.setattr(T.Conv2D, "call", reference_upsample_conv)
+    monkeypatch.setattr(T.Conv2D, "call", reference_conv)
     reference = T.build_transformer()
     reference.load_weights(path)  # same weight layout
     y_ref = reference(x).numpy()
@@ -120,7 +121,7 @@ def test_tflite_graphs_have_no_slow_ops_and_stay_dynamic():
 
 
 def assert_conv_matches_textbook_ops(layer, shape, seed):
-    """``layer`` (a ``T.Conv2D`` with a random bias) gives the values and gradients of ``reference_upsample_conv``."""
+    """``layer`` (a ``T.Conv2D`` with a random bias) gives the values and gradients of ``reference_conv``."""
     rng = np.random.default_rng(seed)
     x = tf.constant(rng.normal(size=shape).astype(np.float32))
     layer.build(x.shape)
@@ -128,7 +129,7 @@ def assert_conv_matches_textbook_ops(layer, shape, seed):
     with tf.GradientTape(persistent=True) as tape:
         tape.watch(x)
         y = layer(x)
-        reference = reference_upsample_conv(layer, x)
+        reference = reference_conv(layer, x)
         weights = tf.constant(rng.normal(size=y.shape).astype(np.float32))
         a, b = tf.reduce_sum(y * weights), tf.reduce_sum(reference * weights)
     assert y.shape == reference.shape
@@ -150,7 +151,7 @@ def test_upsample_conv_in_float16():
     x = tf.constant(np.random.default_rng(9).normal(size=(1, 5, 6, 3)), dtype="float16")
     y = layer(x)
     assert y.dtype == tf.float16
-    np.testing.assert_allclose(y.numpy(), reference_upsample_conv(layer, tf.cast(x, tf.float32)).numpy(), atol=0.02)
+    np.testing.assert_allclose(y.numpy(), reference_conv(layer, tf.cast(x, tf.float32)).numpy(), atol=0.02)
 
 
 def textbook_conv(x, filters, kernel, stride, name, norm=True, relu=True):
@@ -205,14 +206,13 @@ def test_upsample_conv_gradient_compiles_with_xla():
     x = tf.constant(np.random.default_rng(7).normal(size=(1, 4, 6, 2)).astype(np.float32))
     with tf.GradientTape() as tape:
         tape.watch(x)
-        y = tf.reduce_sum(tf.square(reference_upsample_conv(layer, x)))
+        y = tf.reduce_sum(tf.square(reference_conv(layer, x)))
     np.testing.assert_allclose(grad(x).numpy(), tape.gradient(y, x).numpy(), rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("shape,kernel,filters", [((2, 12, 10, 3), 9, 5), ((1, 10, 14, 6), 9, 3), ((1, 6, 4, 2), 3, 4),
                                                    ((1, 8, 10, 3), (5, 3), 2)])
 def test_space_to_depth_conv_equals_plain_conv(shape, kernel, filters):
-    # For upsample=1 the textbook reference is tf.nn.conv2d(x, kernel, VALID) + bias.
     y = assert_conv_matches_textbook_ops(T.Conv2D(filters, kernel, space_to_depth=2), shape, seed=12)
     k_h, k_w = (kernel, kernel) if isinstance(kernel, int) else kernel
     assert y.shape == (shape[0], shape[1] - k_h + 1, shape[2] - k_w + 1, filters)
