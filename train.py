@@ -21,18 +21,18 @@ flags.DEFINE_string("dataset", defaults.dataset, "tensorflow-datasets name used 
 flags.DEFINE_string("tfds_data_dir", defaults.tfds_data_dir, "Where tensorflow-datasets keeps its data (default: its own).")
 flags.DEFINE_string("runs_dir", defaults.runs_dir, "Outputs go to <runs_dir>/<style>/.")
 flags.DEFINE_integer("image_size", defaults.image_size, "Training crop size in pixels.")
-flags.DEFINE_integer("style_size", defaults.style_size, "Longer side of the style image in pixels (0: as is).")
+flags.DEFINE_integer("style_size", None, "Longer side of the style image in pixels (0: as is). Default: the recipe's.")
 flags.DEFINE_integer("batch_size", defaults.batch_size, "Global batch size, split over all replicas.")
 flags.DEFINE_integer("steps", defaults.steps, "Total optimizer steps.")
 flags.DEFINE_integer("accum_steps", defaults.accum_steps, "Gradient accumulation: batches per optimizer step.")
 flags.DEFINE_float("lr", defaults.lr, "Adam learning rate.")
 flags.DEFINE_enum("lr_schedule", defaults.lr_schedule, ["constant", "cosine", "exponential"], "Learning-rate decay over --steps.")
 flags.DEFINE_float("lr_decay_rate", defaults.lr_decay_rate, "cosine: final lr fraction; exponential: decay factor over --steps.")
-flags.DEFINE_float("content_weight", defaults.content_weight, "Weight of the content (feature) loss.")
-flags.DEFINE_float("style_weight", defaults.style_weight, "Weight of the Gram-matrix style loss.")
-flags.DEFINE_float("tv_weight", defaults.tv_weight, "Weight of the total-variation loss.")
-flags.DEFINE_list("style_layers", list(defaults.style_layers), "VGG19 layers for the style loss.")
-flags.DEFINE_string("content_layer", defaults.content_layer, "VGG19 layer for the content loss.")
+flags.DEFINE_float("content_weight", None, "Weight of the content (feature) loss.")
+flags.DEFINE_float("style_weight", None, "Weight of the Gram-matrix style loss.")
+flags.DEFINE_float("tv_weight", None, "Weight of the total-variation loss.")
+flags.DEFINE_list("style_layers", None, "VGG19 layers for the style loss. Default: the recipe's.")
+flags.DEFINE_string("content_layer", None, "VGG19 layer for the content loss. Default: the recipe's.")
 flags.DEFINE_string("vgg_weights", defaults.vgg_weights, "'imagenet', a path to VGG19 notop .h5 weights, or 'random' (tests only).")
 flags.DEFINE_enum("precision", defaults.precision, list(distribution.PRECISIONS), "auto: mixed_float16 on GPU, float32 on CPU.")
 flags.DEFINE_enum("strategy", defaults.strategy, list(distribution.STRATEGIES), "auto: multi_worker with TF_CONFIG, mirrored on >1 GPU.")
@@ -48,7 +48,6 @@ FLAGS = flags.FLAGS
 def main(argv):
     del argv
     config = TrainConfig(**{f: getattr(FLAGS, f) for f in TrainConfig.__dataclass_fields__ if f in FLAGS})
-    config.style_layers = tuple(config.style_layers)
     try:
         training.train(config)
     except (styles.UnknownStyleError, data.DataError, vgg.LossNetworkError, images.ImageError, training.TrainingError) as e:

@@ -95,3 +95,19 @@ def test_nan_loss_never_overwrites_the_last_good_backup(tmp_path, photo_batch):
     backup.on_epoch_end(1, {"loss": float("nan")})
     assert model.stop_training
     assert (tmp_path / "latest.weights.h5").read_bytes() == good
+
+
+def test_recipe_fills_only_unset_loss_settings(tmp_path):
+    from tfstyle import recipes, vgg
+
+    source = keras.applications.VGG19(include_top=False, weights=None)
+    path = str(tmp_path / "blocks1to3.npz")
+    np.savez(path, **{f"{n}/{k}": w for n in vgg.CONV_LAYERS[:8]
+                      for k, w in zip(("kernel", "bias"), source.get_layer(n).get_weights())})
+    config = training.with_recipe(training.TrainConfig(vgg_weights=path, tv_weight=1.0))
+    assert config.style_layers == recipes.BLOCKS_1_TO_3.style_layers
+    assert config.content_layer == recipes.BLOCKS_1_TO_3.content_layer
+    assert config.content_weight == recipes.BLOCKS_1_TO_3.content_weight
+    assert config.tv_weight == 1.0
+    full = training.with_recipe(training.TrainConfig(vgg_weights="random"))
+    assert full.style_layers == recipes.FULL_VGG19.style_layers and full.style_size == recipes.FULL_VGG19.style_size

@@ -79,3 +79,90 @@ def test_genuine_weights_match_reference_fragment(monkeypatch):
     kernel, bias = full.get_layer("block5_conv4").get_weights()
     assert np.array_equal(bias, frag["block5_conv4_bias"])
     assert np.array_equal(kernel.reshape(-1)[2258368:], frag["block5_conv4_kernel_flat_tail"])
+
+
+SHARED_WEIGHTS = os.path.join(os.path.dirname(GENUINE), "vgg19_imagenet_block1_to_block3.npz")
+
+
+def _prefix_npz(tmp_path, last_layer):
+    """A test-made partial weights file: VGG19's conv layers up to ``last_layer``, random values."""
+    source = keras.applications.VGG19(include_top=False, weights=None)
+    arrays = {}
+    for name in vgg.CONV_LAYERS[: vgg.CONV_LAYERS.index(last_layer) + 1]:
+        kernel, bias = source.get_layer(name).get_weights()
+        arrays[f"{name}/kernel"], arrays[f"{name}/bias"] = kernel, bias + 0.5
+    path = str(tmp_path / "prefix.npz")
+    np.savez(path, **arrays)
+    return path, arrays
+
+
+def test_partial_npz_builds_up_to_its_deepest_layer(tmp_path):
+    path, arrays = _prefix_npz(tmp_path, "block2_conv2")
+    assert vgg.covered_layers(path) == ("block1_conv1", "block1_conv2", "block2_conv1", "block2_conv2")
+    net = vgg.build_loss_network(path, style_layers=["block1_conv1", "block2_conv1"], content_layer="block2_conv2")
+    assert [l.name for l in net.layers][-1] == "block2_conv2"
+    kernel, bias = net.get_layer("block2_conv1").get_weights()
+    np.testing.assert_array_equal(kernel, arrays["block2_conv1/kernel"])
+    np.testing.assert_array_equal(bias, arrays["block2_conv1/bias"])
+
+
+def test_layer_beyond_the_partial_file_is_a_one_line_error_naming_what_it_has(tmp_path):
+    path, _ = _prefix_npz(tmp_path, "block2_conv2")
+    with pytest.raises(vgg.LossNetworkError) as e:
+        vgg.build_loss_network(path, style_layers=["block1_conv1", "block3_conv1"], content_layer="block2_conv2")
+    message = str(e.value)
+    assert "\n" not in message
+    assert "block3_conv1" in message and "up to block2_conv2" in message
+    assert "block1_conv1, block1_conv2, block2_conv1, block2_conv2" in message
+
+
+def test_partial_legacy_h5_loads_its_prefix(tmp_path):
+    """Keras' legacy .h5 layout (keras.applications' files) with only block 1 in it."""
+    import h5py
+
+    source = keras.applications.VGG19(include_top=False, weights=None)
+    path = str(tmp_path / "block1.h5")
+    with h5py.File(path, "w") as f:
+        f.attrs["layer_names"] = [b"block1_conv1", b"block1_conv2"]
+        for name in ("block1_conv1", "block1_conv2"):
+            kernel, bias = source.get_layer(name).get_weights()
+            group = f.create_group(name)
+            group.attrs["weight_names"] = [f"{name}/kernel:0".encode(), f"{name}/bias:0".encode()]
+            group[f"{name}/kernel:0"] = kernel
+            group[f"{name}/bias:0"] = bias + 1.0
+    net = vgg.build_loss_network(path, style_layers=["block1_conv1"], content_layer="block1_conv2")
+    np.testing.assert_array_equal(net.get_layer("block1_conv2").get_weights()[1],
+                                  source.get_layer("block1_conv2").get_weights()[1] + 1.0)
+
+
+@pytest.mark.parametrize("content", [b"", b"not an archive", None])
+def test_unreadable_or_empty_weights_file_is_a_one_line_error(tmp_path, content):
+    path = tmp_path / "weights.npz"
+    if content is None:
+        np.savez(str(path), other=np.zeros(3))
+    else:
+        path.write_bytes(content)
+    with pytest.raises(vgg.WeightsError) as e:
+        vgg.build_loss_network(str(path), style_layers=["block1_conv1"], content_layer="block1_conv1")
+    assert str(path) in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.skipif(not os.path.exists(SHARED_WEIGHTS), reason="../shared/weights is not beside the repo")
+def test_shared_block1_to_block3_weights_load_and_pick_their_recipe():
+    from tfstyle import recipes
+
+    assert vgg.covered_layers(SHARED_WEIGHTS)[-1] == "block3_conv4"
+    assert recipes.for_weights(SHARED_WEIGHTS) is recipes.BLOCKS_1_TO_3
+    recipe = recipes.BLOCKS_1_TO_3
+    net = vgg.build_loss_network(SHARED_WEIGHTS, recipe.style_layers, recipe.content_layer)
+    with np.load(SHARED_WEIGHTS) as arrays:
+        np.testing.assert_array_equal(net.get_layer("block3_conv1").get_weights()[0], arrays["block3_conv1/kernel"])
+    with pytest.raises(vgg.LossNetworkError, match="block4_conv2"):
+        vgg.build_loss_network(SHARED_WEIGHTS)  # the full recipe's layers
+
+
+def test_recipe_follows_the_layers_the_weights_cover(tmp_path):
+    from tfstyle import recipes
+
+    assert recipes.for_weights("random") is recipes.FULL_VGG19
+    assert recipes.for_layers(vgg.CONV_LAYERS[:8]) is recipes.BLOCKS_1_TO_3

@@ -17,7 +17,7 @@ import tensorflow as tf
 from absl import logging
 
 from tfstyle import callbacks as cb
-from tfstyle import data, distribution, styles, vgg
+from tfstyle import data, distribution, recipes, styles, vgg
 from tfstyle.model import StyleTransferModel
 from tfstyle.transformer import build_transformer
 
@@ -34,18 +34,18 @@ class TrainConfig:
     tfds_data_dir: str = ""
     runs_dir: str = "runs"
     image_size: int = 256
-    style_size: int = 512
+    style_size: int = None  # None: from the recipe of the loss network (tfstyle.recipes)
     batch_size: int = 4  # global, over all replicas
     steps: int = 40000
     accum_steps: int = 1
     lr: float = 1e-3
     lr_schedule: str = "cosine"  # constant | cosine | exponential
     lr_decay_rate: float = 0.1  # cosine: final fraction of lr; exponential: factor over all steps
-    content_weight: float = 7.5
-    style_weight: float = 100.0
-    tv_weight: float = 200.0
-    style_layers: tuple = vgg.DEFAULT_STYLE_LAYERS
-    content_layer: str = vgg.DEFAULT_CONTENT_LAYER
+    content_weight: float = None  # None: from the recipe
+    style_weight: float = None
+    tv_weight: float = None
+    style_layers: tuple = None
+    content_layer: str = None
     vgg_weights: str = "imagenet"
     precision: str = "auto"
     strategy: str = "auto"
@@ -56,6 +56,24 @@ class TrainConfig:
     preview_count: int = 4
     seed: int = 0
     verbose: int = -1  # Keras fit verbosity; -1: progress bar on a terminal, one line per epoch otherwise
+
+
+RECIPE_FIELDS = ("style_layers", "content_layer", "content_weight", "style_weight", "tv_weight", "style_size")
+
+
+def with_recipe(config):
+    """``config`` with every unset loss setting taken from the recipe for its loss network.
+
+    Weights that cover only part of VGG19 (blocks 1-3) get the recipe made for
+    them; the log says which recipe a run uses.
+    """
+    recipe = recipes.for_weights(config.vgg_weights)
+    unset = {f: getattr(recipe, f) for f in RECIPE_FIELDS if getattr(config, f) is None}
+    if unset:
+        logging.info("loss recipe for %s (%s): %s", recipe.name, config.vgg_weights,
+                     ", ".join(f"{k}={v}" for k, v in unset.items()))
+    config = dataclasses.replace(config, **unset)
+    return dataclasses.replace(config, style_layers=tuple(config.style_layers))
 
 
 def make_optimizer(config):
@@ -76,6 +94,7 @@ def make_optimizer(config):
 def build_model(config, strategy=None):
     """The compiled ``StyleTransferModel``, built (variables and optimizer slots exist) for restoring."""
     strategy = strategy or tf.distribute.get_strategy()
+    config = with_recipe(config)
     style_image = styles.load_style_image(config.style, config.style_size)
     with strategy.scope():
         keras.utils.set_random_seed(config.seed)
@@ -111,6 +130,7 @@ def train(config):
     if config.steps % checkpoint_every:
         raise TrainingError(f"--steps={config.steps} must be a multiple of --checkpoint_every={checkpoint_every}")
     styles.resolve_style(config.style)  # fail on an unknown style before anything slow
+    config = with_recipe(config)
     precision = distribution.set_precision(config.precision)
     strategy = distribution.make_strategy(config.strategy)
     worker, is_chief = distribution.worker_index()

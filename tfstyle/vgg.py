@@ -1,9 +1,15 @@
 """The frozen VGG19 loss network, loaded the Keras way.
 
 ``weights`` is ``"imagenet"`` (Keras cache, ``$TFSTYLE_VGG19_WEIGHTS``, or a
-download checked by md5), a path to an ``.h5`` file, or ``"random"``: a seeded
+download checked by md5), a path to a weights file, or ``"random"``: a seeded
 He-initialized VGG19 for tests and offline trials, whose losses say nothing
 about artistic quality.
+
+A weights file may hold the whole network (Keras' notop ``.h5``) or only its
+first conv layers (an ``.npz`` with keys ``block1_conv1/kernel``,
+``block1_conv1/bias``, ..., or a Keras ``.h5`` with fewer layers): the network
+is then built up to the deepest layer the file covers, and asking for a layer
+beyond it is a ``LossNetworkError`` that names the layers there are.
 """
 
 import hashlib
@@ -74,6 +80,80 @@ class VGGPreprocess(layers.Layer):
         return bgr - keras.ops.convert_to_tensor(IMAGENET_BGR_MEAN, dtype=bgr.dtype)
 
 
+CONV_LAYERS = tuple(f"block{b}_conv{i}" for b, n in ((1, 2), (2, 2), (3, 4), (4, 4), (5, 4)) for i in range(1, n + 1))
+
+
+def _read_npz(path):
+    with np.load(path) as arrays:
+        return {name: (arrays[f"{name}/kernel"], arrays[f"{name}/bias"])
+                for name in CONV_LAYERS if f"{name}/kernel" in arrays.files and f"{name}/bias" in arrays.files}
+
+
+def _read_h5(path):
+    """Conv weights of a Keras legacy-format ``.h5`` (the format of keras.applications' files)."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        group = f["model_weights"] if "model_weights" in f else f
+        found = {}
+        for name in CONV_LAYERS:
+            if name in group:
+                arrays = [np.asarray(group[name][w]) for w in group[name].attrs["weight_names"]]
+                if len(arrays) == 2:
+                    found[name] = tuple(arrays)
+        return found
+
+
+def read_conv_weights(path):
+    """``{layer: (kernel HWIO, bias)}`` for the longest prefix of VGG19's conv layers in ``path``.
+
+    Raises ``WeightsError`` when the file cannot be read, holds no prefix, or a
+    kernel's shape is not VGG19's.
+    """
+    try:
+        found = _read_npz(path) if path.endswith(".npz") else _read_h5(path)
+    except Exception as e:  # h5py, zipfile and numpy raise many types on corrupt files
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise WeightsError(f"{path}: cannot read VGG19 weights ({reason})") from None
+    prefix = {}
+    for name in CONV_LAYERS:
+        if name not in found:
+            break
+        prefix[name] = found[name]
+    if not prefix:
+        raise WeightsError(f"{path}: holds no VGG19 conv weights (expected block1_conv1 first, as in Keras' VGG19)")
+    return prefix
+
+
+def covered_layers(weights):
+    """The conv layers a ``--vgg_weights`` value provides: all of VGG19 for ``imagenet`` and ``random``."""
+    if weights in ("imagenet", "random") or not os.path.isfile(weights):
+        return CONV_LAYERS
+    return tuple(read_conv_weights(weights))
+
+
+def _load_prefix(vgg, path, used_layers):
+    """Loads ``path`` into ``vgg``: the whole network the Keras way, else the prefix of conv layers it holds."""
+    if not path.endswith(".npz"):
+        try:
+            vgg.load_weights(path)
+            return
+        except Exception:  # not a complete VGG19 file: read the layers it does hold
+            pass
+    conv_weights = read_conv_weights(path)
+    available = tuple(conv_weights)
+    beyond = [n for n in used_layers if n not in available]
+    if beyond:
+        raise LossNetworkError(
+            f"{path} covers VGG19 only up to {available[-1]}, not {', '.join(dict.fromkeys(beyond))}: "
+            f"choose style and content layers among {', '.join(available)}")
+    for name, arrays in conv_weights.items():
+        layer = vgg.get_layer(name)
+        if [tuple(a.shape) for a in arrays] != [tuple(w.shape) for w in layer.weights]:
+            raise WeightsError(f"{path}: {name} has shapes {[tuple(a.shape) for a in arrays]}, not VGG19's")
+        layer.set_weights(list(arrays))
+
+
 def _randomize(model, seed):
     """Seeded He-normal kernels and zero biases: activations keep their scale through 16 ReLU convs."""
     rng = np.random.default_rng(seed)
@@ -101,20 +181,16 @@ def build_loss_network(weights="imagenet", style_layers=DEFAULT_STYLE_LAYERS, co
     elif os.path.isfile(weights):
         path = weights
     else:
-        raise WeightsError(f"{weights}: no such VGG19 weights file (expected 'imagenet', 'random' or a path to an .h5)")
+        raise WeightsError(f"{weights}: no such VGG19 weights file (expected 'imagenet', 'random' or a path to an .h5 or .npz)")
 
     vgg = keras.applications.VGG19(include_top=False, weights=None, input_shape=(None, None, 3))
-    if path is not None:
-        try:
-            vgg.load_weights(path)
-        except Exception as e:
-            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise WeightsError(f"{path}: cannot load as VGG19 notop weights ({reason})") from None
     unknown = [n for n in (*style_layers, content_layer) if n not in {l.name for l in vgg.layers}]
     if unknown:
         raise LossNetworkError(f"unknown VGG19 layer(s) {unknown}; use names like block1_conv1 ... block5_conv4")
     if path is None:
         _randomize(vgg, seed)
+    else:
+        _load_prefix(vgg, path, (*style_layers, content_layer))
 
     image = keras.Input(shape=(None, None, 3), name="rgb_0_255")
     x = VGGPreprocess(name="vgg_preprocess")(image)
