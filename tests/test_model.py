@@ -71,7 +71,16 @@ def test_mirrored_strategy_matches_default_strategy(photo_batch):
     update_mirrored = np.concatenate([(b - w).ravel() for b, w in zip(mirrored, initial)])
     assert np.linalg.norm(update_single) > 0
     relative = np.linalg.norm(update_single - update_mirrored) / np.linalg.norm(update_single)
-    assert relative < 1e-4, relative
+    # The two runs add the same terms in another order (two half-batch gradients, then a
+    # cross-replica sum; oneDNN also blocks a batch of 2 differently from one of 4). Rounding
+    # noise of a float32 sum of n terms grows like sqrt(n) * eps; the longest sums here are
+    # the weight gradients of the 9x9 convs, n = batch * H * W * 9 * 9 * 32 terms. Ten times
+    # that (4e-3 at 32x32) leaves room for every CPU's summation order (1.6e-4 measured on
+    # AMD Zen 3) and still fails a real divergence: a mis-scaled replica loss changes the
+    # update by 0.5 or more.
+    n = photo_batch.shape[0] * photo_batch.shape[1] * photo_batch.shape[2] * 9 * 9 * 32
+    bound = 10 * np.sqrt(n) * np.finfo(np.float32).eps
+    assert relative < bound, (relative, bound)
 
 
 def test_gradient_accumulation_updates_every_accum_steps(photo_batch):
