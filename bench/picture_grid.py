@@ -15,7 +15,7 @@ import numpy as np  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
 from tfstyle import gatys, styles, vgg  # noqa: E402
-from tfstyle.images import list_images, load_image  # noqa: E402
+from tfstyle.images import list_images, load_image, resize_longer_side  # noqa: E402
 from tfstyle.transformer import build_transformer  # noqa: E402
 
 
@@ -40,7 +40,7 @@ def main():
     style = styles.load_style_image(args.style, 512 if not args.quick else 64)
     rows = []
     for path in list_images(args.images)[: args.count]:
-        photo = gatys.resize_longer_side(load_image(path), args.size).astype(np.float32)
+        photo = resize_longer_side(load_image(path), args.size, upscale=True).astype(np.float32)
         fast = np.clip(net(photo[None], training=False).numpy()[0], 0, 255)
         slow, _ = gatys.stylize(photo, style, loss_network, iterations=args.iterations, record_every=0)
         rows.append(np.concatenate([photo, slow, fast], axis=1))

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tfstyle import evaluate, styles
+from tfstyle import evaluate, recipes, styles
 from tfstyle.transformer import build_transformer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -41,7 +41,7 @@ def test_evaluate_function_rows_and_equivalence(setup, random_loss_network):
     net.load_weights(weights)
     pics = [(os.path.basename(p), load_image(p)) for p in list_images(str(photos))]
     rows, summary = evaluate.evaluate(net, random_loss_network, styles.load_style_image("mosaic", 64), pics,
-                                      sizes=(32,), gatys_iterations=(2, 4), record_every=1, log=lambda m: None)
+                                      recipes.FULL_VGG19.loss_weights, sizes=(32,), gatys_iterations=(2, 4), record_every=1, log=lambda m: None)
     assert [(r["method"], r["iterations"]) for r in rows] == [("photo", 0), ("tfstyle", None), ("gatys", 2), ("gatys", 4)]
     by = {(r["method"], r["iterations"]): r for r in rows}
     for r in rows:
@@ -56,7 +56,7 @@ def test_cli_prints_and_saves_table(setup):
     tmp, photos, weights = setup
     out = tmp / "result.md"
     r = subprocess.run(
-        [sys.executable, "-m", "tfstyle.evaluate", "--style=mosaic", f"--weights={weights}", f"--images={photos}",
+        [sys.executable, "-m", "tfstyle.cli", "evaluate", "--style=mosaic", f"--weights={weights}", f"--images={photos}",
          "--sizes=32,40", "--gatys_iterations=1,2", "--gatys_sizes=32", "--vgg_weights=random", "--style_size=64",
          f"--out={out}"], capture_output=True, text=True, cwd=REPO, timeout=300,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
@@ -71,14 +71,14 @@ def test_cli_prints_and_saves_table(setup):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--weights=/nonexistent.h5"], "no trained transformer weights"),
+    (["--weights=/nonexistent.h5"], "/nonexistent.h5: no such weights file"),
     (["--images=/nonexistent_dir"], "no such directory"),
     (["--sizes=abc"], "comma-separated list of integers"),
 ])
 def test_cli_errors_are_one_line(setup, args, message):
     tmp, photos, weights = setup
     base = [f"--weights={weights}", f"--images={photos}", "--vgg_weights=random"]
-    r = subprocess.run([sys.executable, "-m", "tfstyle.evaluate", *base, *args], capture_output=True, text=True,
+    r = subprocess.run([sys.executable, "-m", "tfstyle.cli", "evaluate", *base, *args], capture_output=True, text=True,
                        cwd=REPO, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.returncode in (1, 2) and "Traceback" not in r.stderr  # 2: usage errors
     assert message in r.stderr.strip().splitlines()[-1]

@@ -18,7 +18,7 @@ import tensorflow as tf
 from PIL import Image
 
 from conftest import EVAL_DIR, REPO, TRAIN_DIR
-from tfstyle import export
+from tfstyle import export, models
 from tfstyle.images import list_images, load_image
 from tfstyle.transformer import build_transformer
 
@@ -200,7 +200,7 @@ def test_versions_increase_and_existing_versions_are_not_replaced_silently(model
 
 
 def test_savedmodel_carries_weights_to_rebuild_the_keras_net(model, exported, photo):
-    rebuilt = export.weights_from_savedmodel(exported)
+    rebuilt = models.weights_from_savedmodel(exported)
     np.testing.assert_allclose(rebuilt(photo[None].astype("float32")), model(photo[None].astype("float32")), atol=1e-3)
 
 
@@ -210,12 +210,32 @@ def run_export_cli(*args):
 
 
 def test_export_cli_without_trained_weights_says_to_train_first(tmp_path):
-    result = run_export_cli("--style=mosaic", f"--runs_dir={tmp_path}", f"--out={tmp_path / 'out'}")
+    style = tmp_path / "my_painting.jpg"
+    Image.fromarray(np.full((16, 16, 3), 90, np.uint8)).save(style)
+    result = run_export_cli(f"--style={style}", f"--runs_dir={tmp_path}", f"--out={tmp_path / 'out'}")
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: no trained weights for style 'mosaic'") and "python train.py --style=mosaic" in last
+    assert last.startswith("error: no trained weights for style 'my_painting'") and f"tfstyle train --style={style}" in last
     assert not (tmp_path / "out").exists()
+
+
+def test_export_cli_points_to_the_checkpoints_of_a_stopped_run(tmp_path, model):
+    checkpoint = tmp_path / "my_painting" / "checkpoints" / "transformer_step0000300.weights.h5"
+    checkpoint.parent.mkdir(parents=True)
+    model.save_weights(str(checkpoint))
+    style = tmp_path / "my_painting.jpg"
+    Image.fromarray(np.full((16, 16, 3), 90, np.uint8)).save(style)
+    result = run_export_cli(f"--style={style}", f"--runs_dir={tmp_path}", f"--out={tmp_path / 'out'}")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"--weights={checkpoint}" in result.stderr.strip().splitlines()[-1]
+
+
+def test_export_cli_unknown_style_lists_the_valid_ones(tmp_path):
+    result = run_export_cli("--style=monet", f"--runs_dir={tmp_path}", f"--out={tmp_path / 'out'}")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: unknown style 'monet'") and "mosaic" in last and "train" not in last
 
 
 def test_export_cli_rejects_a_corrupt_weights_file(tmp_path):

@@ -15,7 +15,7 @@ from PIL import Image
 
 from conftest import EVAL_DIR, REPO, TRAIN_DIR
 from images_zoo import make_zoo
-from tfstyle import export, stylize, tflite
+from tfstyle import export, models, stylize, tflite
 from tfstyle.export import psnr
 from tfstyle.images import list_images, load_image
 from tfstyle.transformer import build_transformer
@@ -121,8 +121,10 @@ def test_style_name_finds_trained_weights_then_exports(model, weights, tmp_path)
     saved = export.export_savedmodel(model, str(tmp_path / "sm"), "mosaic")
     found, source = stylize.load_stylizer("mosaic", runs_dir=str(tmp_path), saved_models=str(tmp_path / "sm"))
     assert source == saved
-    with pytest.raises(stylize.StylizeError, match="run `python train.py --style=candy` first"):
-        stylize.load_stylizer("candy", runs_dir=str(tmp_path), saved_models=str(tmp_path / "sm"))
+    style = tmp_path / "my_painting.jpg"
+    Image.fromarray(np.full((16, 16, 3), 90, np.uint8)).save(style)
+    with pytest.raises(models.ModelError, match=f"train it first \\(`tfstyle train --style={style}`\\)"):
+        stylize.load_stylizer(str(style), runs_dir=str(tmp_path), saved_models=str(tmp_path / "sm"))
 
 
 def test_savedmodel_and_tflite_paths_work_as_models(model, tmp_path):
@@ -138,8 +140,8 @@ def test_savedmodel_and_tflite_paths_work_as_models(model, tmp_path):
     assert out.shape == image.shape and out.dtype == np.uint8
 
 
-def run_cli(*args, module=True):
-    command = [sys.executable, "-m", "tfstyle.stylize"] if module else [sys.executable, "-m", "tfstyle.cli", "stylize"]
+def run_cli(*args):
+    command = [sys.executable, "-m", "tfstyle.cli", "stylize"]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     return subprocess.run([*command, *args], capture_output=True, text=True, cwd=REPO, env=env)
 
@@ -147,7 +149,7 @@ def run_cli(*args, module=True):
 def test_cli_stylizes_one_photo_with_flags_after_the_paths(weights, tmp_path):
     src = tmp_path / "in.png"
     Image.fromarray(eval_photo(30, 44)).save(src)
-    result = run_cli(str(src), str(tmp_path / "out.jpg"), f"--model={weights}", module=False)
+    result = run_cli(str(src), str(tmp_path / "out.jpg"), f"--model={weights}")
     assert result.returncode == 0, result.stderr
     assert Image.open(tmp_path / "out.jpg").size == (44, 30)
 

@@ -1,7 +1,8 @@
-"""Keras callbacks for training runs: safe backups, transformer checkpoints, preview grids."""
+"""Keras callbacks for training runs: safe backups, checkpoints, previews, progress lines, the last step."""
 
 import glob
 import os
+import time
 
 import keras
 import numpy as np
@@ -26,6 +27,21 @@ class SafeBackupAndRestore(keras.callbacks.BackupAndRestore):
         super().on_train_begin(logs)
         if self.steps_of(self.model):
             logging.info("resuming from the checkpoint in %s at step %d", self.backup_dir, self.steps_of(self.model))
+
+    def restore(self, model):
+        """Loads the backup into ``model`` now, if there is one; returns the step it holds (0 if none).
+
+        ``fit`` restores it again in ``on_train_begin``; loading it first tells
+        whether there is anything left to train.
+        """
+        for path in (self._weights_path, self._prev_weights_path):
+            if os.path.exists(path):
+                try:
+                    model.load_weights(path)
+                    break
+                except Exception:  # a backup cut short by a kill: try the previous one
+                    continue
+        return self.steps_of(model)
 
     def on_epoch_end(self, epoch, logs=None):
         if not np.isfinite((logs or {}).get("loss", 0.0)) or not weights_are_finite(self.model.transformer):
@@ -82,6 +98,12 @@ class PreviewGrid(keras.callbacks.Callback):
             self._last = step
             self.write(step)
 
+    def on_train_end(self, logs=None):
+        step = self.steps_of(self.model)
+        if self.every and step and step != self._last and weights_are_finite(self.model.transformer):
+            self._last = step
+            self.write(step)  # the last step's preview, also when --steps is no multiple of --preview_every
+
     def write(self, step):
         stylized = self.model.transformer(self.images, training=False).numpy()
         content = self.images.numpy()
@@ -91,3 +113,60 @@ class PreviewGrid(keras.callbacks.Callback):
             with self.writer.as_default():
                 tf.summary.image("preview", grid[None] / 255.0, step=step)
             self.writer.flush()
+
+
+class StopAtStep(keras.callbacks.Callback):
+    """Ends ``fit`` once the optimizer has made ``steps`` updates, inside an epoch if need be.
+
+    The epoch then ends as usual, so the last step is checkpointed and backed up
+    even when ``--steps`` is no multiple of ``--checkpoint_every``.
+    """
+
+    def __init__(self, steps, steps_of):
+        super().__init__()
+        self.steps = steps
+        self.steps_of = steps_of
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.steps_of(self.model) >= self.steps:
+            self.model.stop_training = True
+
+
+def format_duration(seconds):
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
+class ProgressLog(keras.callbacks.Callback):
+    """Every ``every`` steps, one log line: step, losses, seconds per step, images/s and the time left.
+
+    Written through absl logging, so it reads the same on a terminal, in a log
+    file under ``nohup`` and in CI. Speeds are measured since this process
+    started training (a resumed run does not count the steps it restored).
+    """
+
+    def __init__(self, total_steps, batch_size, steps_of, every=10):
+        super().__init__()
+        self.total_steps = total_steps
+        self.batch_size = batch_size
+        self.steps_of = steps_of
+        self.every = every
+        self._start = None
+        self._last = None
+
+    def on_train_begin(self, logs=None):
+        self._start = (time.perf_counter(), self.steps_of(self.model))
+        logging.info("training steps %d to %d", self._start[1] + 1, self.total_steps)
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self.steps_of(self.model)
+        if not self.every or step == self._last or (step % self.every and step < self.total_steps):
+            return
+        self._last = step
+        elapsed = time.perf_counter() - self._start[0]
+        done = step - self._start[1]
+        per_step = elapsed / max(1, done)
+        losses = "  ".join(f"{k} {float(v):.4g}" for k, v in (logs or {}).items())
+        logging.info("step %d/%d  %s  %.2f s/step  %.2f img/s  ETA %s", step, self.total_steps, losses, per_step,
+                     self.batch_size / per_step, format_duration(per_step * (self.total_steps - step)))

@@ -1,37 +1,54 @@
 """The ``tfstyle`` command: ``tfstyle <subcommand> [flags] [args]``.
 
-Each subcommand is a module with absl flags and a ``main(argv)``; only the chosen
-one is imported, so subcommands may define flags with the same names.
+Only the chosen subcommand's module is imported (``tfstyle.commands``), so
+subcommands may define flags with the same names, and ``--help`` or a bad flag
+answers before TensorFlow loads. Process-wide settings for TensorFlow are made
+here, in the entry point, and nowhere in the library.
 """
 
 import importlib
+import os
 import sys
 
-# name -> (module, one-line help). Modules must have ``main(argv)`` for absl.app.run.
-SUBCOMMANDS = {
-    "stylize": ("tfstyle.stylize", "apply a trained style to photos (tfstyle stylize --style=mosaic in.jpg out.jpg)"),
-}
+from tfstyle.commands import SUBCOMMANDS
+
+HELP = ("-h", "--help", "-help", "--helpshort")
 
 
 def usage():
-    lines = ["usage: tfstyle <subcommand> [flags] [args]   (tfstyle <subcommand> --help for its flags)", "", "subcommands:"]
-    lines += [f"  {name:10s} {text}" for name, (_, text) in SUBCOMMANDS.items()]
+    lines = ["usage: tfstyle <subcommand> [flags] [args]", "", "subcommands:"]
+    lines += [f"  {name:9s} {text}" for name, (_, text) in SUBCOMMANDS.items()]
+    lines += ["", "tfstyle <subcommand> --help shows a subcommand's flags."]
     return "\n".join(lines)
+
+
+def command_help(name, module):
+    """The subcommand's description and its flags (those it defines and the shared ones it uses)."""
+    from absl import flags
+
+    defined = flags.FLAGS.flags_by_module_dict()
+    text = [(module.__doc__ or "").strip(), "", "flags:"]
+    text += [flags.FLAGS.module_help(m).strip() for m in (module.__name__, "tfstyle.commands.common") if m in defined]
+    return "\n".join(text) + "\n"
 
 
 def main(argv=None):
     argv = list(sys.argv if argv is None else argv)
-    if len(argv) < 2 or argv[1] in ("-h", "--help", "help"):
+    if len(argv) < 2 or argv[1] in (*HELP, "help"):
         print(usage())
         return 0 if len(argv) >= 2 else 2
     name = argv[1]
     if name not in SUBCOMMANDS:
         print(f"error: unknown subcommand '{name}'\n\n{usage()}", file=sys.stderr)
         return 2
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+    module = importlib.import_module(SUBCOMMANDS[name][0])
+    if any(arg in HELP for arg in argv[2:]):
+        print(f"usage: tfstyle {name} [flags] [args]\n\n{command_help(name, module)}")
+        return 0
     from absl import app
 
-    module = importlib.import_module(SUBCOMMANDS[name][0])
-    app.run(module.main, argv=[f"tfstyle {name}"] + argv[2:])
+    app.run(module.main, argv=[f"tfstyle {name}", *argv[2:]])
     return 0
 
 

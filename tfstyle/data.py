@@ -15,7 +15,7 @@ import tensorflow as tf
 from absl import logging
 from PIL import Image
 
-from tfstyle.images import ImageError, list_images, load_image
+from tfstyle.images import IMAGE_EXTENSIONS, ImageError, list_images, load_image
 
 
 # Crops whose pixel standard deviation (0..255 scale) is below this are dropped.
@@ -27,11 +27,16 @@ class DataError(RuntimeError):
 
 
 class SkippedFiles:
-    """Thread-safe record of files the pipeline could not decode (each logged once)."""
+    """Thread-safe record of files the pipeline could not decode (each logged once).
+
+    ``fatal`` is set once no file of the pipeline is usable: the pipeline then
+    raises instead of filtering forever, and ``first_batch`` reports it.
+    """
 
     def __init__(self):
         self._lock = threading.Lock()
         self.reasons = {}
+        self.fatal = None
 
     def add(self, path, reason):
         with self._lock:
@@ -62,7 +67,7 @@ def scan_folder(directory, skipped):
         except Exception as e:  # any failure here means the file is unusable
             skipped.add(path, f"{path}: not a readable image ({type(e).__name__})")
     if not readable:
-        raise DataError(f"{directory}: no readable images found (looked for jpg, jpeg, png, webp, bmp)")
+        raise DataError(f"{directory}: no readable images found (looked for {', '.join(IMAGE_EXTENSIONS)})")
     return readable
 
 
@@ -84,6 +89,8 @@ def folder_dataset(directory, image_size, batch_size, skipped=None, shuffle_seed
     paths = scan_folder(directory, skipped)
     logging.info("training on %d images from %s (%d unreadable skipped)", len(paths), directory, len(skipped))
 
+    unusable = set()
+
     def decode(path):
         path = path.decode()
         try:
@@ -94,6 +101,11 @@ def folder_dataset(directory, image_size, batch_size, skipped=None, shuffle_seed
             return image, True
         except ImageError as e:
             skipped.add(path, str(e))
+            unusable.add(path)
+            if len(unusable) == len(paths):  # the endless pipeline would filter out every file forever
+                skipped.fatal = (f"{directory}: none of its {len(paths)} image file(s) can be used "
+                                 "(corrupt, truncated or single-colour)")
+                raise DataError(skipped.fatal) from None
             return np.zeros((1, 1, 3), np.uint8), False
 
     def load(path):
@@ -107,6 +119,16 @@ def folder_dataset(directory, image_size, batch_size, skipped=None, shuffle_seed
     ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.filter(_decoded).map(_image)
     return _batch(ds, image_size, batch_size)
+
+
+def first_batch(dataset, skipped):
+    """The dataset's first batch; a ``DataError`` if the pipeline found no usable image."""
+    try:
+        return next(iter(dataset))
+    except tf.errors.OpError:
+        if skipped.fatal:
+            raise DataError(skipped.fatal) from None
+        raise
 
 
 def _decoded(image, ok):

@@ -21,10 +21,11 @@ import uuid
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from tfstyle import styles, tflite
 from tfstyle.images import list_images, load_image
-from tfstyle.transformer import build_transformer
+from tfstyle.models import load_transformer, version_dirs
 
 BYTES_SIGNATURE = "stylize_bytes"
 DEFAULT_SIGNATURE = "serving_default"
@@ -35,35 +36,7 @@ STYLIZED_BYTES_KEY = "stylized_bytes"
 
 
 class ExportError(RuntimeError):
-    """Weights are missing or unusable, or the export destination is not writable as asked."""
-
-
-def load_transformer(weights_path):
-    """A transformer with ``weights_path`` (a ``transformer.save_weights`` .h5) loaded."""
-    if not os.path.isfile(weights_path):
-        raise ExportError(f"{weights_path}: no such weights file")
-    model = build_transformer()
-    try:
-        model.load_weights(weights_path)
-    except Exception as e:  # h5py / keras raise many types for unreadable or mismatched files
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise ExportError(f"{weights_path}: not transformer weights ({reason})") from None
-    return model
-
-
-def find_weights(style, runs_dir="runs", weights=None):
-    """``weights`` if given, else what ``train.py --style=<style>`` left in ``runs_dir``."""
-    if weights:
-        if not os.path.isfile(weights):
-            raise ExportError(f"{weights}: no such weights file")
-        return weights
-    path = styles.trained_weights_path(style, runs_dir)
-    if not os.path.isfile(path):
-        raise ExportError(
-            f"no trained weights for style '{styles.style_name(style)}' at {path}: "
-            f"run `python train.py --style={style}` first, or pass --weights=PATH"
-        )
-    return path
+    """The export destination is not writable as asked (an existing version, a bad version number)."""
 
 
 def to_uint8(images):
@@ -77,7 +50,7 @@ class ServingModule(tf.Module):
     def __init__(self, model):
         super().__init__(name="tfstyle_serving")
         self.model = model
-        # In build order, so ``weights_from_savedmodel`` can put them back into a fresh net.
+        # In build order, so ``models.weights_from_savedmodel`` can put them back into a fresh net.
         self.transformer_weights = [w.value for w in model.weights]
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name=IMAGES_KEY)])
@@ -108,13 +81,6 @@ def signatures(module):
         DEFAULT_SIGNATURE: module.serve_images.get_concrete_function(),
         BYTES_SIGNATURE: module.serve_bytes.get_concrete_function(),
     }
-
-
-def version_dirs(base):
-    """{version: path} of the numeric folders TF Serving would load under ``base``."""
-    if not os.path.isdir(base):
-        return {}
-    return {int(n): os.path.join(base, n) for n in os.listdir(base) if re.fullmatch(r"\d+", n)}
 
 
 def next_version(base):
@@ -152,30 +118,6 @@ def export_savedmodel(model, out_dir, style, version=None, overwrite=False):
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final
-
-
-def latest_savedmodel(out_dir, style):
-    """Path of the highest version exported for ``style`` under ``out_dir``, or None."""
-    versions = version_dirs(os.path.join(out_dir, styles.style_name(style)))
-    return versions[max(versions)] if versions else None
-
-
-def is_savedmodel_dir(path):
-    return os.path.isfile(os.path.join(path, "saved_model.pb"))
-
-
-def weights_from_savedmodel(path):
-    """Rebuilds the Keras transformer from an exported SavedModel (for tiled stylize)."""
-    loaded = tf.saved_model.load(path)
-    values = getattr(loaded, "transformer_weights", None)
-    model = build_transformer()
-    if values is None or len(values) != len(model.weights):
-        raise ExportError(f"{path}: not a tfstyle SavedModel (no transformer weights inside)")
-    for w, v in zip(model.weights, values):
-        if tuple(w.shape) != tuple(v.shape):
-            raise ExportError(f"{path}: weight {w.path} has shape {tuple(v.shape)}, expected {tuple(w.shape)}")
-        w.assign(v.numpy())
-    return model
 
 
 def dir_size(path):
@@ -257,12 +199,15 @@ def export_style(
                 raise ExportError("int8 export needs --calibration_dir (a folder of photos)")
             crops = tflite.representative_crops(calibration_dir, num_crops, crop_size)
             calibration_info = {"dir": calibration_dir, "crops": len(crops), "crop_size": crop_size}
+            logging.info("converting to INT8 TFLite, calibrated on %d crops of %s (a few minutes)", len(crops), calibration_dir)
             content = tflite.convert(model, "int8", crops)
             tflite.check_integer_only(content)
         else:
+            logging.info("converting to %s TFLite", mode)
             content = tflite.convert(model, mode)
         converted[mode] = content
 
+    logging.info("writing the SavedModel")
     saved = export_savedmodel(model, out_dir, style, version=version, overwrite=overwrite)
     report = {
         "style": styles.style_name(style),
@@ -288,6 +233,7 @@ def export_style(
             report["tflite"][mode]["calibration"] = calibration_info
     if eval_dir and converted:
         paths = list_images(eval_dir)[:eval_max_images]
+        logging.info("measuring %s against the float model on %d photos of %s", ", ".join(converted), len(paths), eval_dir)
         report["eval"] = {"dir": eval_dir, "images": len(paths), "reference": "float SavedModel serving_default"}
         report["eval"].update(compare_tflite(saved, converted, paths))
     path = report_path(out_dir, style)

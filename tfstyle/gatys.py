@@ -1,6 +1,6 @@
 """The optimization method of Gatys et al.: optimize the output pixels directly.
 
-``python -m tfstyle.gatys --style=mosaic content.jpg out.png --iterations=300``
+``tfstyle gatys --style=mosaic content.jpg out.png --iterations=300``
 
 The image starts from the content photo (or noise) and is optimized against
 the very loss the fast network is trained with (``tfstyle.perceptual``: VGG19
@@ -10,19 +10,13 @@ quasi-Newton step, which may take several loss/gradient evaluations; Johnson
 et al. count iterations the same way.
 """
 
-import argparse
-import json
-import os
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import numpy as np
+import tensorflow as tf
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from tfstyle import images as image_io  # noqa: E402
-from tfstyle import perceptual, styles, vgg  # noqa: E402
+from tfstyle import perceptual
 
 OPTIMIZERS = ("lbfgs", "adam")
 
@@ -31,27 +25,15 @@ class GatysError(ValueError):
     """Settings that cannot work (unknown optimizer, non-positive iterations...)."""
 
 
-def resize_longer_side(array, size):
-    """uint8/float [H, W, 3] -> the same with the longer side scaled to ``size`` (bicubic)."""
-    from PIL import Image
-
-    h, w = array.shape[:2]
-    if not size or max(h, w) == size:
-        return array
-    scale = size / max(h, w)
-    new = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return np.asarray(Image.fromarray(np.clip(array, 0, 255).astype(np.uint8)).resize(new, Image.BICUBIC))
-
-
 class Objective:
     """Loss and gradient of the perceptual loss w.r.t. the pixels of one image."""
 
-    def __init__(self, loss_network, content_image, grams, content_weight=7.5, style_weight=100.0, tv_weight=200.0):
+    def __init__(self, loss_network, content_image, grams, loss_weights):
         self.loss_network = loss_network
         self.shape = (1, *np.asarray(content_image).shape[-3:])
         self.content_targets = perceptual.content_features(loss_network, np.reshape(content_image, self.shape))
         self.grams = grams
-        self.weights = dict(content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight)
+        self.weights = dict(loss_weights)
         spec = tf.TensorSpec(self.shape, tf.float32)
         self._value_and_grad = tf.function(self._value_and_grad_fn, input_signature=[spec])
         self._values = tf.function(self._values_fn, input_signature=[spec])
@@ -76,12 +58,12 @@ class Objective:
         return {k: float(v) for k, v in values.items()}, grad.numpy()
 
 
-def stylize(content_image, style_image, loss_network, iterations=300, optimizer="lbfgs", lr=5.0,
-            content_weight=7.5, style_weight=100.0, tv_weight=200.0, init="content", seed=0,
-            record_every=10, record_at=(), progress=False):
+def stylize(content_image, style_image, loss_network, loss_weights, iterations=300, optimizer="lbfgs", lr=5.0,
+            init="content", seed=0, record_every=10, record_at=(), progress=False):
     """Optimizes an image; returns ``(float32 [H, W, 3] 0..255, history)``.
 
-    ``content_image``: [H, W, 3] 0..255; ``style_image``: [1, h, w, 3] 0..255.
+    ``content_image``: [H, W, 3] 0..255; ``style_image``: [1, h, w, 3] 0..255;
+    ``loss_weights``: ``content_weight``, ``style_weight``, ``tv_weight`` (a recipe's ``loss_weights``).
     ``history`` is a list of ``{"iteration", "content", "style", "tv", "total",
     "seconds"}`` at iteration 0, every ``record_every`` iterations, at each
     iteration in ``record_at``, and at the last one.
@@ -92,7 +74,7 @@ def stylize(content_image, style_image, loss_network, iterations=300, optimizer=
         raise GatysError("--iterations must be positive")
     content_image = np.asarray(content_image, np.float32)
     grams = perceptual.style_grams(loss_network, style_image)
-    objective = Objective(loss_network, content_image, grams, content_weight, style_weight, tv_weight)
+    objective = Objective(loss_network, content_image, grams, loss_weights)
     if init == "content":
         x0 = content_image.copy()
     elif init == "noise":
@@ -170,61 +152,3 @@ def _run_adam(objective, x0, iterations, lr, record, bar):
             bar.update(1)
             bar.set_postfix(loss=f"{float(values['total']):.4g}")
     return image.numpy()
-
-
-def parse_args(argv):
-    p = argparse.ArgumentParser(prog="python -m tfstyle.gatys", description=__doc__.splitlines()[0])
-    p.add_argument("content", help="content photo")
-    p.add_argument("output", help="where to write the stylized image (PNG/JPEG)")
-    p.add_argument("--style", default="mosaic", help="bundled style name or path to a style image")
-    p.add_argument("--iterations", type=int, default=300)
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default="lbfgs")
-    p.add_argument("--lr", type=float, default=5.0, help="Adam learning rate (pixels are 0..255)")
-    p.add_argument("--image_size", type=int, default=0, help="longer side of the output in pixels (0: as the photo)")
-    p.add_argument("--style_size", type=int, default=512, help="longer side of the style image (0: as is)")
-    p.add_argument("--content_weight", type=float, default=7.5)
-    p.add_argument("--style_weight", type=float, default=100.0)
-    p.add_argument("--tv_weight", type=float, default=200.0)
-    p.add_argument("--init", choices=("content", "noise"), default="content")
-    p.add_argument("--vgg_weights", default="imagenet", help="'imagenet', a VGG19 notop .h5, or 'random' (tests only)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--log_every", type=int, default=10, help="record the losses every N iterations")
-    p.add_argument("--history", default="", help="write the recorded losses as JSON here (default: OUTPUT.losses.json)")
-    p.add_argument("--no_progress", action="store_true", help="no progress bar")
-    return p.parse_args(argv)
-
-
-def main(argv=None):
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        if args.iterations < 1:
-            raise GatysError("--iterations must be positive")
-        if args.log_every < 0:
-            raise GatysError("--log_every must be >= 0")
-        style_path = styles.resolve_style(args.style)
-        if not os.path.isfile(args.content):
-            raise GatysError(f"{args.content}: no such file")
-        content = image_io.load_image(args.content)
-        content = resize_longer_side(content, args.image_size)
-        style = styles.load_style_image(style_path, args.style_size)
-        net = vgg.build_loss_network(args.vgg_weights, seed=args.seed)
-        image, history = stylize(content, style, net, args.iterations, args.optimizer, args.lr,
-                                 args.content_weight, args.style_weight, args.tv_weight, args.init,
-                                 args.seed, args.log_every, progress=not args.no_progress)
-        image_io.save_image(args.output, np.round(image))
-    except (GatysError, styles.UnknownStyleError, image_io.ImageError, vgg.LossNetworkError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    history_path = args.history or os.path.splitext(args.output)[0] + ".losses.json"
-    with open(history_path, "w") as f:
-        json.dump({"style": args.style, "optimizer": args.optimizer, "vgg_weights": args.vgg_weights,
-                   "history": history}, f, indent=1)
-    for h in history:
-        print(f"iter {h['iteration']:5d}  total {h['total']:.6g}  content {h['content']:.6g}  "
-              f"style {h['style']:.6g}  tv {h['tv']:.6g}  ({h['seconds']:.1f} s)")
-    print(f"wrote {args.output} and {history_path}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -2,15 +2,17 @@
 
 Every failure becomes an ``ImageError`` whose message names the file and the
 problem in one line. Grayscale, palette, RGBA, CMYK and 16-bit images become
-8-bit RGB; EXIF orientation is applied so portrait photos stay upright.
+8-bit RGB; EXIF orientation is applied so portrait photos stay upright;
+an animated GIF or WebP gives its first frame, with a warning.
 """
 
 import os
 
 import numpy as np
+from absl import logging
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
 
 
 class ImageError(ValueError):
@@ -55,6 +57,9 @@ def load_image(path, max_side=None):
         if os.path.getsize(path) == 0:
             raise ImageError(f"{path}: empty file")
         with Image.open(path) as img:
+            frames = getattr(img, "n_frames", 1)
+            if frames > 1:
+                logging.warning("%s: animated image with %d frames, using the first", path, frames)
             if max_side:
                 img.draft("RGB", (max_side, max_side))
             img = ImageOps.exif_transpose(img)
@@ -70,6 +75,20 @@ def load_image(path, max_side=None):
     if array.shape[0] < 1 or array.shape[1] < 1:
         raise ImageError(f"{path}: image has no pixels")
     return array
+
+
+def resize_longer_side(array, size, upscale=False):
+    """uint8 [H, W, 3] with the longer side scaled to ``size`` (bicubic); the array itself if ``size`` is 0.
+
+    With ``upscale=False`` only larger images are scaled (down): a photo is
+    never enlarged to fit a limit. Evaluation sizes and style sizes scale both ways.
+    """
+    h, w = array.shape[:2]
+    if not size or max(h, w) == size or (max(h, w) < size and not upscale):
+        return array
+    scale = size / max(h, w)
+    new = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return np.asarray(Image.fromarray(np.clip(array, 0, 255).astype(np.uint8)).resize(new, Image.BICUBIC))
 
 
 def save_image(path, array):

@@ -3,7 +3,7 @@
 Everything here runs in float32 whatever the mixed-precision policy: a Gram
 matrix of float16 block1/block2 features overflows to inf (measured).
 The normalization follows lengstrom/fast-style-transfer, so its loss weights
-(content 7.5, style 100, TV 200) are a sensible starting point.
+are a sensible starting point (``tfstyle.recipes``).
 """
 
 import tensorflow as tf

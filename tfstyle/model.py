@@ -20,7 +20,7 @@ class StyleTransferModel(keras.Model):
     ``fit()`` takes batches of content images (float32, RGB 0..255); there are no labels.
     """
 
-    def __init__(self, transformer, loss_network, style_image, content_weight=7.5, style_weight=100.0, tv_weight=200.0, **kwargs):
+    def __init__(self, transformer, loss_network, style_image, *, content_weight, style_weight, tv_weight, **kwargs):
         super().__init__(**kwargs)
         self.transformer = transformer
         self.loss_network = loss_network
@@ -54,7 +54,7 @@ class StyleTransferModel(keras.Model):
         stylized_features = {"content": features["content"][n:], "style": {k: f[n:] for k, f in features["style"].items()}}
         values = perceptual.weighted_losses(
             stylized_features, stylized, tf.stop_gradient(features["content"][:n]), self.style_grams,
-            self.content_weight, self.style_weight, self.tv_weight)
+            content_weight=self.content_weight, style_weight=self.style_weight, tv_weight=self.tv_weight)
         values["loss"] = values.pop("total")
         return {name: tf.reduce_mean(value) for name, value in values.items()}
 

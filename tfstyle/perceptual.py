@@ -1,16 +1,15 @@
 """The weighted perceptual loss of Johnson et al. for a batch of images, as one function.
 
-Shared by the optimization method (``tfstyle.gatys``) and the evaluation
-(``tfstyle.evaluate``), so both score images exactly as training does:
-``tfstyle.losses`` for the terms, the same weights (content 7.5, style 100,
-TV 200), per-image values in float32.
+Shared by training (``tfstyle.model``), the optimization method
+(``tfstyle.gatys``) and the evaluation (``tfstyle.evaluate``), so all three score
+images alike: ``tfstyle.losses`` for the terms, the weights of the recipe
+(``tfstyle.recipes``) passed in, per-image values in float32.
 """
 
 import tensorflow as tf
 
 from tfstyle import losses
 
-DEFAULT_WEIGHTS = {"content": 7.5, "style": 100.0, "tv": 200.0}
 LOSS_KEYS = ("content", "style", "tv", "total")
 
 
@@ -25,7 +24,7 @@ def content_features(loss_network, content_images):
     return loss_network(tf.convert_to_tensor(content_images, tf.float32), training=False)["content"]
 
 
-def weighted_losses(features, images, content_targets, grams, content_weight=7.5, style_weight=100.0, tv_weight=200.0):
+def weighted_losses(features, images, content_targets, grams, *, content_weight, style_weight, tv_weight):
     """Per-image weighted losses ``{"content", "style", "tv", "total"}``, each float32 [B].
 
     ``features`` is the loss network's output for ``images`` (the stylized
@@ -38,8 +37,8 @@ def weighted_losses(features, images, content_targets, grams, content_weight=7.5
     return {"content": content, "style": style, "tv": tv, "total": content + style + tv}
 
 
-def perceptual_losses(loss_network, images, content_targets, grams, content_weight=7.5, style_weight=100.0, tv_weight=200.0):
+def perceptual_losses(loss_network, images, content_targets, grams, **loss_weights):
     """Runs ``loss_network`` on ``images`` and returns :func:`weighted_losses` (each float32 [B])."""
     images = tf.cast(images, tf.float32)
     features = loss_network(images, training=False)
-    return weighted_losses(features, images, content_targets, grams, content_weight, style_weight, tv_weight)
+    return weighted_losses(features, images, content_targets, grams, **loss_weights)

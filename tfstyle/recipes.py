@@ -60,3 +60,17 @@ def for_weights(vgg_weights):
     from tfstyle import vgg
 
     return for_layers(vgg.covered_layers(vgg_weights))
+
+
+SETTINGS = ("style_layers", "content_layer", "content_weight", "style_weight", "tv_weight", "style_size")
+
+
+def complete(vgg_weights, **settings):
+    """``settings`` (any of ``SETTINGS``) with every missing or None one taken from the recipe for ``vgg_weights``.
+
+    Returns ``(recipe, settings)``; ``style_layers`` comes back as a tuple.
+    """
+    recipe = for_weights(vgg_weights)
+    filled = {name: getattr(recipe, name) if settings.get(name) is None else settings[name] for name in SETTINGS}
+    filled["style_layers"] = tuple(filled["style_layers"])
+    return recipe, filled

@@ -32,14 +32,8 @@ def trained_weights_path(style, runs_dir="runs"):
 def load_style_image(style, style_size=512):
     """The style image as float32 [1, H, W, 3] in 0..255, longer side scaled to ``style_size``."""
     import numpy as np
-    from PIL import Image
 
-    from tfstyle.images import load_image
+    from tfstyle.images import load_image, resize_longer_side
 
-    array = load_image(resolve_style(style))
-    if style_size:
-        h, w = array.shape[:2]
-        scale = style_size / max(h, w)
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        array = np.asarray(Image.fromarray(array).resize(size, Image.BICUBIC))
+    array = resize_longer_side(load_image(resolve_style(style)), style_size, upscale=True)
     return array[None].astype(np.float32)

@@ -5,8 +5,8 @@
     tfstyle stylize --model=saved_models/mosaic_int8.tflite photos/ outdir/
 
 The model is a style name (``<runs_dir>/<style>/transformer.weights.h5``, else
-the latest ``<saved_models>/<style>/<version>``) or a path to weights (.h5), a
-SavedModel directory or a .tflite file. Photos are turned upright per EXIF and
+the latest ``<saved_models>/<style>/<version>``, else the shipped weights) or a
+path to weights (.h5), a SavedModel directory or a .tflite file. Photos are turned upright per EXIF and
 come back at their own size (``--max_size`` downscales first).
 
 Photos larger than ``--tile_size`` are processed in overlapping tiles whose seams
@@ -23,27 +23,14 @@ A .tflite model cannot take fixed statistics, so its tiles normalize per tile.
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from absl import app, flags, logging  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from tfstyle import styles  # noqa: E402
-from tfstyle.images import IMAGE_EXTENSIONS, ImageError, list_images, load_image, save_image  # noqa: E402
-
-flags.DEFINE_string("style", "", "Style name whose trained model to use, or a path to a model (.h5, SavedModel dir, .tflite).")
-flags.DEFINE_string("model", "", "Path to a model: transformer weights (.h5), a SavedModel directory, or a .tflite file.")
-flags.DEFINE_string("runs_dir", "runs", "Where train.py leaves <style>/transformer.weights.h5.")
-flags.DEFINE_string("saved_models", "saved_models", "Where export.py leaves <style>/<version>/ SavedModels.")
-flags.DEFINE_integer("max_size", 0, "Downscale photos so the longer side is at most this (0: keep the size).")
-flags.DEFINE_integer("tile_size", 1024, "Photos with a side longer than this are processed in tiles (0: never tile).")
-flags.DEFINE_integer("tile_overlap", 128, "Overlap of neighbouring tiles in pixels (seams are blended across it).")
-flags.DEFINE_integer("stats_size", 1536, "Longer side of the photo copy whose normalization statistics tiles use.")
-flags.DEFINE_bool("preserve_color", False, "Keep the photo's colours: transfer only the stylized luminance.")
-FLAGS = flags.FLAGS
+from tfstyle import styles
+from tfstyle.images import IMAGE_EXTENSIONS, ImageError, list_images, load_image, resize_longer_side, save_image
+from tfstyle.transformer import MIN_SIDE
 
 STRIDE = 4  # the net downsamples twice by 2: tiles start on multiples of 4 to stay on its grid
 MODEL_EXTENSIONS = (".h5", ".tflite")
@@ -134,7 +121,7 @@ class TFLiteTileStylizer:
 
 def load_stylizer(style="", model="", runs_dir="runs", saved_models="saved_models"):
     """Picks the model for ``--style`` / ``--model`` (see the module docstring); returns (stylizer, description)."""
-    from tfstyle import export
+    from tfstyle import models
 
     path = model
     if not path and style and (style.endswith(MODEL_EXTENSIONS) or os.path.isdir(style)):
@@ -145,39 +132,27 @@ def load_stylizer(style="", model="", runs_dir="runs", saved_models="saved_model
                 raise StylizeError(f"{path}: no such .tflite file")
             return TFLiteTileStylizer(path), path
         if os.path.isdir(path):
-            if not export.is_savedmodel_dir(path):
-                latest = export.latest_savedmodel(os.path.dirname(path.rstrip(os.sep)) or ".", os.path.basename(path.rstrip(os.sep)))
+            if not models.is_savedmodel_dir(path):
+                latest = models.latest_savedmodel(os.path.dirname(path.rstrip(os.sep)) or ".", os.path.basename(path.rstrip(os.sep)))
                 if not latest:
                     raise StylizeError(f"{path}: not a SavedModel directory (no saved_model.pb) nor a folder of versions")
                 path = latest
-            return KerasStylizer(export.weights_from_savedmodel(path)), path
-        return KerasStylizer(export.load_transformer(path)), path
+            return KerasStylizer(models.weights_from_savedmodel(path)), path
+        return KerasStylizer(models.load_transformer(path)), path
     if not style:
         raise StylizeError("say which model to use: --style=NAME (a trained style) or --model=PATH")
     weights = styles.trained_weights_path(style, runs_dir)
     if os.path.isfile(weights):
-        return KerasStylizer(export.load_transformer(weights)), weights
-    latest = export.latest_savedmodel(saved_models, style)
+        return KerasStylizer(models.load_transformer(weights)), weights
+    latest = models.latest_savedmodel(saved_models, style)
     if latest:
-        return KerasStylizer(export.weights_from_savedmodel(latest)), latest
-    name = styles.style_name(style)
-    raise StylizeError(
-        f"no trained model for style '{name}' (looked for {weights} and {os.path.join(saved_models, name)}/<version>): "
-        f"run `python train.py --style={style}` first, or pass --model=PATH"
-    )
+        return KerasStylizer(models.weights_from_savedmodel(latest)), latest
+    # The shipped weights, or an error that names a stopped run's checkpoints or the valid styles.
+    weights = models.find_weights(style, runs_dir)
+    return KerasStylizer(models.load_transformer(weights)), weights
 
 
 # ----------------------------------------------------------------------------- images
-
-
-def resize_longer_side(image, size):
-    """``image`` scaled down (never up) so its longer side is at most ``size``."""
-    h, w = image.shape[:2]
-    if not size or max(h, w) <= size:
-        return image
-    scale = size / max(h, w)
-    new = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return np.asarray(Image.fromarray(image).resize(new, Image.LANCZOS))
 
 
 def preserve_color(content, stylized):
@@ -240,16 +215,24 @@ def tile_grid(h, w, tile_size, overlap):
 
 
 def stylize_tiled(image, run_tile, grid):
-    """Runs ``run_tile`` on every tile of ``grid`` and blends them: float32 [H, W, 3]."""
+    """Runs ``run_tile`` on every tile of ``grid`` and blends them: float32 [H, W, 3].
+
+    Logs a line per tile (a 6000x4000 photo takes minutes on a CPU).
+    """
+    import time
+
     h, w = image.shape[:2]
     out = np.zeros((h, w, 3), np.float32)
     total = np.zeros((h, w, 1), np.float32)
-    for tile in grid:
+    start = time.perf_counter()
+    for i, tile in enumerate(grid, start=1):
         y0, y1, x0, x1 = tile["box"]
         wy, wx = tile["weight"]
         weight = (wy[:, None] * wx[None, :])[..., None]
         out[y0:y1, x0:x1] += run_tile(image[y0:y1, x0:x1]) * weight
         total[y0:y1, x0:x1] += weight
+        elapsed = time.perf_counter() - start
+        logging.info("tile %d/%d done, %.0f s left", i, len(grid), elapsed / i * (len(grid) - i))
     return out / total
 
 
@@ -299,6 +282,8 @@ def plan_jobs(args):
 def run(args, style="", model="", runs_dir="runs", saved_models="saved_models", max_size=0, tile_size=1024,
         tile_overlap=128, stats_size=1536, keep_color=False):
     """Stylizes every job; returns the number of photos that failed (their errors go to stderr)."""
+    if max_size and max_size < MIN_SIDE:
+        raise StylizeError(f"--max_size={max_size}: must be 0 (keep the size) or at least {MIN_SIDE}")
     jobs = plan_jobs(args)
     if not jobs:
         raise StylizeError(f"no images found in {', '.join(args[:-1])}")
@@ -314,6 +299,9 @@ def run(args, style="", model="", runs_dir="runs", saved_models="saved_models", 
         try:
             image = load_image(src, max_side=max_size or None)
             image = resize_longer_side(image, max_size)
+            if min(image.shape[:2]) < MIN_SIDE:
+                raise ImageError(f"{src}: {image.shape[1]}x{image.shape[0]} pixels is too small: "
+                                 f"the network needs at least {MIN_SIDE} on each side")
             out = stylize_image(stylizer, image, tile_size, tile_overlap, stats_size, keep_color)
             save_image(dst, out)
         except ImageError as e:
@@ -330,27 +318,3 @@ def run(args, style="", model="", runs_dir="runs", saved_models="saved_models", 
     if len(jobs) > 1:
         print(f"stylized {len(jobs) - failures} of {len(jobs)} images into {args[-1]}", file=sys.stderr)
     return failures
-
-
-def main(argv):
-    from tfstyle import export
-
-    try:
-        failures = run(
-            argv[1:], FLAGS.style, FLAGS.model, FLAGS.runs_dir, FLAGS.saved_models, FLAGS.max_size,
-            FLAGS.tile_size, FLAGS.tile_overlap, FLAGS.stats_size, FLAGS.preserve_color,
-        )
-    except (StylizeError, export.ExportError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2 if isinstance(e, StylizeError) and str(e).startswith("usage:") else 1)
-    if failures:
-        sys.exit(1)
-
-
-def run_main(argv=None):
-    """Entry point for ``python -m tfstyle.stylize`` and ``tfstyle stylize``."""
-    app.run(main, argv=argv)
-
-
-if __name__ == "__main__":
-    run_main()

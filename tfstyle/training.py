@@ -7,9 +7,7 @@ steps, and the step counter is the optimizer's own ``iterations``.
 
 import dataclasses
 import json
-import math
 import os
-import sys
 
 import keras
 import numpy as np
@@ -18,6 +16,7 @@ from absl import logging
 
 from tfstyle import callbacks as cb
 from tfstyle import data, distribution, recipes, styles, vgg
+from tfstyle.config import MIN_IMAGE_SIZE, TrainConfig  # noqa: F401  (TrainConfig: re-exported)
 from tfstyle.model import StyleTransferModel
 from tfstyle.transformer import build_transformer
 
@@ -26,54 +25,18 @@ class TrainingError(RuntimeError):
     """A run that cannot start or continue (bad settings, diverged loss)."""
 
 
-@dataclasses.dataclass
-class TrainConfig:
-    style: str = "mosaic"
-    data_dir: str = ""  # a folder of photos; empty means the TFDS dataset below
-    dataset: str = "coco/2017"
-    tfds_data_dir: str = ""
-    runs_dir: str = "runs"
-    image_size: int = 256
-    style_size: int = None  # None: from the recipe of the loss network (tfstyle.recipes)
-    batch_size: int = 4  # global, over all replicas
-    steps: int = 40000
-    accum_steps: int = 1
-    lr: float = 1e-3
-    lr_schedule: str = "cosine"  # constant | cosine | exponential
-    lr_decay_rate: float = 0.1  # cosine: final fraction of lr; exponential: factor over all steps
-    content_weight: float = None  # None: from the recipe
-    style_weight: float = None
-    tv_weight: float = None
-    style_layers: tuple = None
-    content_layer: str = None
-    vgg_weights: str = "imagenet"
-    precision: str = "auto"
-    strategy: str = "auto"
-    jit_compile: bool = False
-    checkpoint_every: int = 1000
-    keep_checkpoints: int = 5
-    preview_every: int = 500
-    preview_count: int = 4
-    seed: int = 0
-    verbose: int = -1  # Keras fit verbosity; -1: progress bar on a terminal, one line per epoch otherwise
-
-
-RECIPE_FIELDS = ("style_layers", "content_layer", "content_weight", "style_weight", "tv_weight", "style_size")
-
-
 def with_recipe(config):
     """``config`` with every unset loss setting taken from the recipe for its loss network.
 
     Weights that cover only part of VGG19 (blocks 1-3) get the recipe made for
     them; the log says which recipe a run uses.
     """
-    recipe = recipes.for_weights(config.vgg_weights)
-    unset = {f: getattr(recipe, f) for f in RECIPE_FIELDS if getattr(config, f) is None}
+    recipe, settings = recipes.complete(config.vgg_weights, **{f: getattr(config, f) for f in recipes.SETTINGS})
+    unset = [f for f in recipes.SETTINGS if getattr(config, f) is None]
     if unset:
         logging.info("loss recipe for %s (%s): %s", recipe.name, config.vgg_weights,
-                     ", ".join(f"{k}={v}" for k, v in unset.items()))
-    config = dataclasses.replace(config, **unset)
-    return dataclasses.replace(config, style_layers=tuple(config.style_layers))
+                     ", ".join(f"{k}={settings[k]}" for k in unset))
+    return dataclasses.replace(config, **settings)
 
 
 def make_optimizer(config):
@@ -124,11 +87,7 @@ def run_dir(config):
 
 def train(config):
     """Trains (or resumes) a style; returns the path of the final transformer weights."""
-    if config.steps < 1 or config.checkpoint_every < 1:
-        raise TrainingError("--steps and --checkpoint_every must be positive")
-    checkpoint_every = min(config.checkpoint_every, config.steps)
-    if config.steps % checkpoint_every:
-        raise TrainingError(f"--steps={config.steps} must be a multiple of --checkpoint_every={checkpoint_every}")
+    validate(config)
     styles.resolve_style(config.style)  # fail on an unknown style before anything slow
     config = with_recipe(config)
     precision = distribution.set_precision(config.precision)
@@ -146,19 +105,24 @@ def train(config):
     accum = max(1, config.accum_steps)
     # With gradient accumulation Keras' `iterations` already counts optimizer updates, not batches.
     steps_of = lambda m: int(m.optimizer.iterations.numpy())  # noqa: E731
-    preview_images = next(iter(dataset))[: config.preview_count]
+    preview_images = data.first_batch(dataset, skipped)[: config.preview_count]
+    backup = cb.SafeBackupAndRestore(os.path.join(out_dir, "backup"), steps_of, double_checkpoint=True,
+                                     delete_checkpoint=False)  # kept, so the same command run again resumes at the end
     callbacks = [
-        # Kept after the run, so the same command run again after the end resumes at the end.
-        cb.SafeBackupAndRestore(os.path.join(out_dir, "backup"), steps_of, double_checkpoint=True, delete_checkpoint=False),
+        backup,
         cb.TransformerCheckpoint(os.path.join(out_dir, "checkpoints"), steps_of, keep=config.keep_checkpoints),
         cb.PreviewGrid(preview_images, os.path.join(out_dir, "previews"), os.path.join(out_dir, "logs"),
                        config.preview_every, steps_of),
-        keras.callbacks.TensorBoard(os.path.join(out_dir, "logs"), update_freq=max(1, min(100, checkpoint_every))),
+        keras.callbacks.TensorBoard(os.path.join(out_dir, "logs"), update_freq=max(1, min(100, config.checkpoint_every))),
         keras.callbacks.TerminateOnNaN(),
+        cb.ProgressLog(config.steps, config.batch_size, steps_of, every=config.log_every),
+        cb.StopAtStep(config.steps, steps_of),
     ]
-    verbose = config.verbose if config.verbose >= 0 else (1 if sys.stdout.isatty() else 2)
-    model.fit(dataset, epochs=config.steps // checkpoint_every, steps_per_epoch=checkpoint_every * accum,
-              callbacks=callbacks, verbose=verbose, shuffle=False)
+    if backup.restore(model) < config.steps:
+        # An epoch is --checkpoint_every steps (a checkpoint and a resume point each); StopAtStep ends
+        # the run at --steps, also inside an epoch, so `epochs` only needs to be large enough.
+        model.fit(dataset, epochs=config.steps, steps_per_epoch=config.checkpoint_every * accum,
+                  callbacks=callbacks, verbose=0, shuffle=False)
 
     step = steps_of(model)
     if len(skipped):
@@ -174,4 +138,20 @@ def train(config):
         json.dump({**dataclasses.asdict(config), "precision_used": precision, "final_step": step,
                    "skipped_files": len(skipped)}, f, indent=2)
     logging.info("finished at step %d; transformer weights in %s", step, final)
+    print(f"wrote {final}")
     return final
+
+
+def validate(config):
+    """Rejects settings no run can use, with one line naming the setting and its limit."""
+    positive = ("steps", "batch_size", "accum_steps", "checkpoint_every", "keep_checkpoints")
+    for name in positive:
+        if getattr(config, name) < 1:
+            raise TrainingError(f"--{name}={getattr(config, name)}: must be at least 1")
+    if config.image_size < MIN_IMAGE_SIZE:
+        raise TrainingError(f"--image_size={config.image_size}: must be at least {MIN_IMAGE_SIZE} pixels "
+                            "(the loss network pools 4 times)")
+    if config.lr <= 0:
+        raise TrainingError(f"--lr={config.lr}: must be positive")
+    if config.preview_every < 0 or config.log_every < 0:
+        raise TrainingError("--preview_every and --log_every must be >= 0")

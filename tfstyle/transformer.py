@@ -228,6 +228,11 @@ def _residual_block(x, name):
     return layers.Add(name=f"{name}_add")([x, y])
 
 
+# The smallest height and width the net accepts: inputs are padded to a multiple of 4, and the
+# 9x9 conv's reflection padding of 4 needs more than 4 pixels (a 5 px side is padded to 8).
+MIN_SIDE = 5
+
+
 def build_transformer(name="transformer"):
     """Returns the transformer net: float RGB 0..255 in, float RGB 0..255 out, same H x W.
 

@@ -20,10 +20,6 @@ import numpy as np
 from absl import logging
 from keras import layers
 
-# lengstrom/fast-style-transfer's VGG19 choice: style relu1_1..relu5_1, content relu4_2.
-DEFAULT_STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
-DEFAULT_CONTENT_LAYER = "block4_conv2"
-
 WEIGHTS_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
 WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/vgg19/" + WEIGHTS_FILE
 WEIGHTS_MD5 = "253f8cb515780f3b799900260a226db6"
@@ -165,12 +161,18 @@ def _randomize(model, seed):
             layer.set_weights([kernel, np.zeros_like(bias)])
 
 
-def build_loss_network(weights="imagenet", style_layers=DEFAULT_STYLE_LAYERS, content_layer=DEFAULT_CONTENT_LAYER, seed=0):
+def build_loss_network(weights="imagenet", style_layers=None, content_layer=None, seed=0):
     """Frozen VGG19 truncated after the deepest layer used.
+
+    ``style_layers`` and ``content_layer`` default to the full-VGG19 recipe's
+    (``tfstyle.recipes.FULL_VGG19``).
 
     Takes RGB 0..255 images; returns ``{"style": {layer: features}, "content": features}``.
     """
-    style_layers = tuple(style_layers)
+    from tfstyle.recipes import FULL_VGG19
+
+    style_layers = tuple(style_layers or FULL_VGG19.style_layers)
+    content_layer = content_layer or FULL_VGG19.content_layer
     if weights == "random":
         logging.warning(
             "Using a RANDOM seeded VGG19 (seed %d) as loss network: losses and images from this run "

@@ -1,0 +1,15 @@
+"""The subcommands of ``tfstyle``: one module each, with its flags and ``main(argv)``.
+
+A module imports only absl and light tfstyle modules at import time; TensorFlow
+is imported inside ``main``, so ``--help`` and flag errors answer at once.
+"""
+
+# name -> (module, one line for `tfstyle --help`), in the order a user meets them.
+SUBCOMMANDS = {
+    "styles": ("tfstyle.commands.styles", "list the bundled style images, shipped trained styles and your trained runs"),
+    "stylize": ("tfstyle.commands.stylize", "apply a style to photos: files or folders, huge photos in tiles"),
+    "train": ("tfstyle.commands.train", "train a style network on a folder of photos (or COCO)"),
+    "export": ("tfstyle.commands.export", "write a style's TF Serving SavedModel and INT8 / fp16 TFLite files"),
+    "evaluate": ("tfstyle.commands.evaluate", "score a trained network against Gatys' optimization on the same loss"),
+    "gatys": ("tfstyle.commands.gatys", "stylize one photo by optimization (Gatys et al.): the quality baseline"),
+}

@@ -1,0 +1,110 @@
+"""How close is the fast network to the optimization method? Same photos, same loss network.
+
+    tfstyle evaluate --style=mosaic [--weights=PATH] [--images=DIR] --vgg_weights=FILE
+
+For every photo, at each of --sizes (longer side), scores with the loss the
+network was trained with (VGG19 layers and weights from the run's config.json
+when there is one, else the recipe for --vgg_weights): the photo itself, the
+network's output, and Gatys' L-BFGS optimization after each of
+--gatys_iterations. Prints and saves a table of the means over photos and the
+"equivalent iterations" at which Gatys gets below the network.
+"""
+
+import os
+
+from absl import flags
+
+from tfstyle.commands import common
+
+common.define_style()
+common.define_weights()
+common.define_runs_dir()
+common.define_loss_network()
+flags.DEFINE_string("images", os.path.join("..", "shared", "data", "content", "eval"), "Folder of photos.")
+flags.DEFINE_integer("max_images", 0, "Use only the first N photos (0: all).", lower_bound=0)
+flags.DEFINE_list("sizes", ["256", "512"], "Longer side of the photos in pixels.")
+flags.DEFINE_list("gatys_iterations", ["50", "100", "300"], "L-BFGS iterations to report.")
+flags.DEFINE_list("gatys_sizes", [], "Sizes at which Gatys runs too (default: all --sizes).")
+flags.DEFINE_bool("gatys", True, "Run Gatys (--nogatys scores the network only).")
+flags.DEFINE_string("out", "", "Where to save the table (.md; a .json goes beside it). "
+                    "Default: <runs_dir>/<style>/evaluation.md.")
+flags.DEFINE_bool("progress", False, "Progress bars for Gatys.")
+FLAGS = flags.FLAGS
+
+
+def positive_ints(values, name):
+    try:
+        numbers = [int(v) for v in values]
+    except ValueError:
+        common.fail(f"--{name} must be a comma-separated list of integers, got '{','.join(values)}'", 2)
+    if any(n < 1 for n in numbers):
+        common.fail(f"--{name} values must be positive, got '{','.join(values)}'", 2)
+    return numbers
+
+
+def run_settings(weights_path):
+    """The loss settings of the run that made ``weights_path`` (its config.json), for the flags left unset."""
+    import json
+
+    for run in (os.path.dirname(weights_path), os.path.dirname(os.path.dirname(weights_path))):
+        try:
+            with open(os.path.join(run, "config.json")) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            continue
+    return {}
+
+
+def same_weights(a, b):
+    return a == b or (bool(a) and os.path.isfile(a) and os.path.isfile(b) and os.path.samefile(a, b))
+
+
+def main(argv):
+    if len(argv) > 1:
+        common.fail(f"unexpected arguments: {' '.join(argv[1:])} (flags take the form --name=value)", 2)
+    sizes = positive_ints(FLAGS.sizes, "sizes")
+    iterations = positive_ints(FLAGS.gatys_iterations, "gatys_iterations") if FLAGS.gatys else []
+    gatys_sizes = positive_ints(FLAGS.gatys_sizes, "gatys_sizes") if FLAGS.gatys_sizes else sizes
+    import json
+    import sys
+
+    from tfstyle import evaluate, images, models, recipes, styles, vgg
+
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    try:
+        weights_path = models.find_weights(FLAGS.style, FLAGS.runs_dir, FLAGS.weights or None)
+        paths = images.list_images(FLAGS.images)[: FLAGS.max_images or None]
+        if not paths:
+            raise FileNotFoundError(f"{FLAGS.images}: no images")
+        photos = [(os.path.basename(p), images.load_image(p)) for p in paths]
+        transformer = models.load_transformer(weights_path)
+        settings = common.loss_settings()
+        trained = run_settings(weights_path)
+        if same_weights(trained.get("vgg_weights"), FLAGS.vgg_weights):
+            settings.update({k: trained[k] for k in recipes.SETTINGS if settings[k] is None and k in trained})
+        _, loss = recipes.complete(settings.pop("vgg_weights"), **settings)
+        style_image = styles.load_style_image(FLAGS.style, loss["style_size"])
+        loss_network = vgg.build_loss_network(FLAGS.vgg_weights, loss["style_layers"], loss["content_layer"], seed=FLAGS.seed)
+        loss_weights = {k: loss[k] for k in ("content_weight", "style_weight", "tv_weight")}
+        rows, summary = evaluate.evaluate(transformer, loss_network, style_image, photos, loss_weights, sizes,
+                                          iterations, gatys_sizes, progress=FLAGS.progress, log=log)
+    except (models.ModelError, styles.UnknownStyleError, images.ImageError, vgg.LossNetworkError,
+            FileNotFoundError) as e:
+        common.fail(e)
+    table = evaluate.format_table(rows)
+    text = (f"Style {styles.style_name(FLAGS.style)}, weights {weights_path}, VGG19 weights {FLAGS.vgg_weights} "
+            f"(style {', '.join(loss['style_layers'])}; content {loss['content_layer']}; weights content "
+            f"{loss['content_weight']:g}, style {loss['style_weight']:g}, TV {loss['tv_weight']:g}; style image "
+            f"{loss['style_size']} px), {len(photos)} photos from {FLAGS.images}; means over photos.\n\n"
+            f"{table}\n\n{evaluate.format_summary(summary)}\n")
+    print(text)
+    out = FLAGS.out or os.path.join(FLAGS.runs_dir, styles.style_name(FLAGS.style), "evaluation.md")
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with open(out, "w") as f:
+        f.write(text)
+    with open(os.path.splitext(out)[0] + ".json", "w") as f:
+        json.dump({"style": FLAGS.style, "weights": weights_path, "vgg_weights": FLAGS.vgg_weights,
+                   "loss": {k: list(v) if isinstance(v, tuple) else v for k, v in loss.items()},
+                   "photos": [n for n, _ in photos], "rows": rows,
+                   "equivalent_iterations": {str(k): v for k, v in summary.items()}}, f, indent=1)
+    log(f"wrote {out}")

@@ -1,0 +1,104 @@
+"""Export a trained style for production.
+
+    tfstyle export --style=mosaic [--weights=PATH] [--out=saved_models]
+
+Writes <out>/<style>/<version>/ (a SavedModel for TensorFlow Serving, written
+atomically), <out>/<style>_int8.tflite and <out>/<style>_fp16.tflite (for
+phones) and <out>/<style>_export_report.json (sizes, ops, INT8/fp16 accuracy
+against the float model). The weights are --weights, else your training run of
+the style, else the weights shipped with tfstyle. See docs/SERVING.md.
+"""
+
+import json
+import os
+
+from absl import flags, logging
+
+from tfstyle.commands import common
+
+common.define_style()
+common.define_weights()
+common.define_runs_dir()
+flags.DEFINE_string("out", "saved_models", "Export folder (TF Serving's model base path is <out>/<style>).")
+flags.DEFINE_integer("version", 0, "SavedModel version number. 0: one more than the highest existing version.", lower_bound=0)
+flags.DEFINE_bool("overwrite", False, "Replace --version if it already exists.")
+flags.DEFINE_list("tflite", ["int8", "fp16"], "TFLite files to write: int8, fp16 (empty: none).")
+flags.DEFINE_string("calibration_dir", "", "Photos for INT8 calibration crops. Empty: the --data_dir the weights were "
+                    "trained on (from the run's config.json), else ../shared/data/content/train.")
+flags.DEFINE_integer("calibration_crops", 100, "Number of calibration crops (at least 100 for a release).", lower_bound=1)
+flags.DEFINE_integer("calibration_size", 256, "Calibration crop size in pixels.", lower_bound=16)
+flags.DEFINE_string("eval_dir", "../shared/data/content/eval",
+                    "Photos to measure TFLite vs float accuracy on (empty, or the default folder missing: skip).")
+flags.DEFINE_integer("eval_max_images", 0, "Use at most this many eval photos (0: all).", lower_bound=0)
+FLAGS = flags.FLAGS
+DEFAULT_CALIBRATION_DIR = "../shared/data/content/train"
+
+
+def training_folder(weights):
+    """The folder of photos the weights were trained on, from the run's config.json (or None)."""
+    for run in (os.path.dirname(weights), os.path.dirname(os.path.dirname(weights))):  # final or checkpoints/
+        try:
+            with open(os.path.join(run, "config.json")) as f:
+                data_dir = json.load(f).get("data_dir")
+        except (OSError, ValueError):
+            continue
+        if data_dir and os.path.isdir(data_dir):
+            return data_dir
+    return None
+
+
+def summary_lines(report):
+    lines = [f"wrote SavedModel  {report['savedmodel']['path']}  {report['savedmodel']['bytes'] / 1e6:.2f} MB"]
+    for mode, info in report["tflite"].items():
+        ops = "integer-only builtin ops" if not info["float_ops"] else f"float ops: {', '.join(info['float_ops'])}"
+        lines.append(f"wrote TFLite {mode:5s} {info['path']}  {info['bytes'] / 1e6:.2f} MB  ({ops}; I/O {', '.join(info['io_types'])})")
+    for mode, result in report.get("eval", {}).items():
+        if isinstance(result, dict) and "psnr_mean" in result:
+            lines.append(
+                f"{mode} vs float on {report['eval']['images']} images of {report['eval']['dir']}: "
+                f"PSNR mean {result['psnr_mean']} dB, min {result['psnr_min']} dB, max abs error {result['max_abs_error']}"
+            )
+    lines.append(f"wrote report  {report['report_path']}")
+    return lines
+
+
+def main(argv):
+    if len(argv) > 1:
+        common.fail(f"unexpected arguments: {' '.join(argv[1:])} (flags take the form --name=value)", 2)
+    modes = [m.strip() for m in FLAGS.tflite if m.strip()]
+    unknown = sorted(set(modes) - {"int8", "fp16"})
+    if unknown:
+        common.fail(f"--tflite: unknown mode(s) {', '.join(unknown)}; use int8 and/or fp16", 2)
+    from tfstyle import export, images, models, styles, tflite
+
+    try:
+        weights = models.find_weights(FLAGS.style, FLAGS.runs_dir, FLAGS.weights or None)
+        logging.info("exporting %s from %s", styles.style_name(FLAGS.style), weights)
+        calibration_dir = FLAGS.calibration_dir or training_folder(weights) or DEFAULT_CALIBRATION_DIR
+        eval_dir = FLAGS.eval_dir
+        if eval_dir == flags.FLAGS["eval_dir"].default and not os.path.isdir(eval_dir):
+            logging.info("no %s: skipping the accuracy report (pass --eval_dir=FOLDER)", eval_dir)
+            eval_dir = ""
+        for folder in (calibration_dir if "int8" in modes else None, eval_dir):
+            if folder and not os.path.isdir(folder):
+                raise FileNotFoundError(f"{folder}: no such directory")
+        report = export.export_style(
+            FLAGS.style,
+            weights,
+            out_dir=FLAGS.out,
+            version=FLAGS.version or None,
+            overwrite=FLAGS.overwrite,
+            tflite_modes=modes,
+            calibration_dir=calibration_dir,
+            num_crops=FLAGS.calibration_crops,
+            crop_size=FLAGS.calibration_size,
+            eval_dir=eval_dir or None,
+            eval_max_images=FLAGS.eval_max_images or None,
+        )
+    except (export.ExportError, models.ModelError, styles.UnknownStyleError, tflite.ConversionError,
+            images.ImageError, FileNotFoundError) as e:
+        common.fail(e)
+    for line in summary_lines(report):
+        print(line)
+
+

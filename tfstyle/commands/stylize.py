@@ -1,0 +1,45 @@
+"""Apply a style to your own photos.
+
+    tfstyle stylize --style=mosaic photo.jpg out.jpg
+    tfstyle stylize --style=mosaic a.jpg b.png outdir/
+    tfstyle stylize --model=saved_models/mosaic_int8.tflite photos/ outdir/
+
+--style is a style name: your trained run (<runs_dir>/<style>/), else your
+latest export (<saved_models>/<style>/<version>), else the weights shipped with
+tfstyle. --model (or a path given as --style) is transformer weights (.h5), a
+SavedModel directory or a .tflite file. Photos are turned upright per EXIF and
+come back at their own size (--max_size downscales first); photos larger than
+--tile_size go through in tiles with blended seams.
+"""
+
+from absl import flags
+
+from tfstyle.commands import common
+
+common.define_style(default="", help_text="Style name (see `tfstyle styles`), or a path to a model (.h5, SavedModel dir, .tflite).")
+common.define_runs_dir()
+common.define_saved_models()
+flags.DEFINE_string("model", "", "Path to a model: transformer weights (.h5), a SavedModel directory, or a .tflite file.")
+flags.DEFINE_integer("max_size", 0, "Downscale photos so the longer side is at most this (0: keep the size).", lower_bound=0)
+flags.DEFINE_integer("tile_size", 1024, "Photos with a side longer than this are processed in tiles (0: never tile).",
+                     lower_bound=0)
+flags.DEFINE_integer("tile_overlap", 128, "Overlap of neighbouring tiles in pixels (seams are blended across it).",
+                     lower_bound=0)
+flags.DEFINE_integer("stats_size", 1536, "Longer side of the photo copy whose normalization statistics tiles use.",
+                     lower_bound=16)
+flags.DEFINE_bool("preserve_color", False, "Keep the photo's colours: transfer only the stylized luminance.")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    from tfstyle import models, styles, stylize
+
+    try:
+        failures = stylize.run(
+            argv[1:], FLAGS.style, FLAGS.model, FLAGS.runs_dir, FLAGS.saved_models, FLAGS.max_size,
+            FLAGS.tile_size, FLAGS.tile_overlap, FLAGS.stats_size, FLAGS.preserve_color,
+        )
+    except (stylize.StylizeError, models.ModelError, styles.UnknownStyleError, FileNotFoundError) as e:
+        common.fail(e, 2 if isinstance(e, stylize.StylizeError) and str(e).startswith("usage:") else 1)
+    if failures:
+        return 1

@@ -1,0 +1,54 @@
+"""Train a fast style transfer network for one style.
+
+    tfstyle train --style=mosaic --data_dir=PHOTOS [--vgg_weights=FILE] [--steps=N]
+
+Outputs go to <runs_dir>/<style>/: final weights, checkpoints, previews,
+TensorBoard logs. Run the same command again after an interruption (even
+kill -9) and training resumes at the last checkpoint; a larger --steps trains
+longer. Progress goes to the log every --log_every steps.
+"""
+
+from absl import flags
+
+from tfstyle.commands import common
+from tfstyle.config import MIN_IMAGE_SIZE
+
+d = common.DEFAULTS
+common.define_style()
+common.define_runs_dir()
+common.define_loss_network()
+flags.DEFINE_string("data_dir", d.data_dir, "Folder of training photos (searched recursively). Empty: use --dataset.")
+flags.DEFINE_string("dataset", d.dataset, "tensorflow-datasets name used when --data_dir is empty.")
+flags.DEFINE_string("tfds_data_dir", d.tfds_data_dir, "Where tensorflow-datasets keeps its data (default: its own).")
+flags.DEFINE_integer("image_size", d.image_size, "Training crop size in pixels.", lower_bound=MIN_IMAGE_SIZE)
+flags.DEFINE_integer("batch_size", d.batch_size, "Global batch size, split over all replicas.", lower_bound=1)
+flags.DEFINE_integer("steps", d.steps, "Total optimizer steps.", lower_bound=1)
+flags.DEFINE_integer("accum_steps", d.accum_steps, "Gradient accumulation: batches per optimizer step.", lower_bound=1)
+flags.DEFINE_float("lr", d.lr, "Adam learning rate.", lower_bound=0.0)
+flags.DEFINE_enum("lr_schedule", d.lr_schedule, ["constant", "cosine", "exponential"], "Learning-rate decay over --steps.")
+flags.DEFINE_float("lr_decay_rate", d.lr_decay_rate, "cosine: final lr fraction; exponential: decay factor over --steps.")
+flags.DEFINE_enum("precision", d.precision, ["auto", "float32", "mixed_float16", "mixed_bfloat16"],
+                  "auto: mixed_float16 on GPU, float32 on CPU.")
+flags.DEFINE_enum("strategy", d.strategy, ["auto", "default", "mirrored", "multi_worker"],
+                  "auto: multi_worker with TF_CONFIG, mirrored on >1 GPU.")
+flags.DEFINE_bool("jit_compile", d.jit_compile, "Compile the train step with XLA.")
+flags.DEFINE_integer("checkpoint_every", d.checkpoint_every, "Steps between checkpoints (and resume points); "
+                     "the last step is always checkpointed.", lower_bound=1)
+flags.DEFINE_integer("keep_checkpoints", d.keep_checkpoints, "Transformer checkpoints to keep.", lower_bound=1)
+flags.DEFINE_integer("preview_every", d.preview_every, "Steps between preview grids, and one at the end (0: never).",
+                     lower_bound=0)
+flags.DEFINE_integer("log_every", d.log_every, "Steps between progress lines in the log (0: never).", lower_bound=0)
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    if len(argv) > 1:
+        common.fail(f"unexpected arguments: {' '.join(argv[1:])} (flags take the form --name=value)", 2)
+    from tfstyle import data, images, styles, training, vgg
+    from tfstyle.config import TrainConfig
+
+    config = TrainConfig(**{f: getattr(FLAGS, f) for f in TrainConfig.__dataclass_fields__ if f in FLAGS})
+    try:
+        training.train(config)
+    except (styles.UnknownStyleError, data.DataError, vgg.LossNetworkError, images.ImageError, training.TrainingError) as e:
+        common.fail(e)

@@ -1,0 +1,42 @@
+"""The settings of a training run, with their defaults: read by ``tfstyle train`` and by code.
+
+Loss settings left at None come from the recipe for the loss network
+(``tfstyle.recipes``). This module imports nothing heavy, so the command line
+can show defaults and reject bad flags before TensorFlow loads.
+"""
+
+import dataclasses
+
+MIN_IMAGE_SIZE = 16  # VGG19 pools 4 times before block5: a 16 px crop is 1 px there
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    style: str = "mosaic"
+    data_dir: str = ""  # a folder of photos; empty means the TFDS dataset below
+    dataset: str = "coco/2017"
+    tfds_data_dir: str = ""
+    runs_dir: str = "runs"
+    image_size: int = 256
+    style_size: int = None  # None: from the recipe of the loss network (tfstyle.recipes)
+    batch_size: int = 4  # global, over all replicas
+    steps: int = 40000
+    accum_steps: int = 1
+    lr: float = 1e-3
+    lr_schedule: str = "cosine"  # constant | cosine | exponential
+    lr_decay_rate: float = 0.1  # cosine: final fraction of lr; exponential: factor over all steps
+    content_weight: float = None  # None: from the recipe
+    style_weight: float = None
+    tv_weight: float = None
+    style_layers: tuple = None
+    content_layer: str = None
+    vgg_weights: str = "imagenet"
+    precision: str = "auto"
+    strategy: str = "auto"
+    jit_compile: bool = False
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 5
+    preview_every: int = 500
+    preview_count: int = 4
+    seed: int = 0
+    log_every: int = 10  # steps between progress lines in the log (0: never)

@@ -1,0 +1,165 @@
+"""Finding and loading trained style networks: runs, exports and the styles shipped with tfstyle.
+
+A trained network is found, for a style name, in this order:
+
+1. your training run: ``<runs_dir>/<style>/transformer.weights.h5``;
+2. your latest export: ``<saved_models>/<style>/<version>/`` (TF Serving's layout);
+3. the weights shipped in the package: ``tfstyle/pretrained/<style>.npz``.
+
+Shipped weights are stored in float16 (half the size; the network runs in
+float32 and its output moves by less than a pixel level) together with a card
+that says how they were trained: ``tfstyle styles`` prints it.
+"""
+
+import glob
+import json
+import os
+import re
+
+import numpy as np
+
+from tfstyle import styles
+
+PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained")
+CARD_KEY = "__card__"
+
+
+class ModelError(RuntimeError):
+    """No trained network where one was asked for, or a file that is not one."""
+
+
+def _reason(e):
+    return str(e).splitlines()[0] if str(e) else type(e).__name__
+
+
+# ----------------------------------------------------------------------------- shipped weights
+
+
+def pretrained_path(style):
+    return os.path.join(PRETRAINED_DIR, f"{styles.style_name(style)}.npz")
+
+
+def pretrained_styles():
+    """Names of the styles whose trained weights ship with tfstyle."""
+    return sorted(os.path.splitext(os.path.basename(p))[0] for p in glob.glob(os.path.join(PRETRAINED_DIR, "*.npz")))
+
+
+def save_pretrained(model, path, card):
+    """Writes ``model``'s weights as float16 with ``card`` (a JSON-able dict saying how they were made)."""
+    arrays = {f"{i:03d}:{w.path}": np.asarray(w.numpy(), np.float16) for i, w in enumerate(model.weights)}
+    arrays[CARD_KEY] = np.array(json.dumps(card, sort_keys=True))
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp.npz"
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def pretrained_card(path):
+    with np.load(path) as arrays:
+        return json.loads(str(arrays[CARD_KEY])) if CARD_KEY in arrays.files else {}
+
+
+def _load_npz_into(model, path):
+    with np.load(path) as arrays:
+        keys = sorted(k for k in arrays.files if k != CARD_KEY)
+        if len(keys) != len(model.weights):
+            raise ModelError(f"{path}: holds {len(keys)} arrays, the network has {len(model.weights)} weights")
+        for key, weight in zip(keys, model.weights):
+            value = arrays[key]
+            if tuple(value.shape) != tuple(weight.shape):
+                raise ModelError(f"{path}: {key} has shape {value.shape}, expected {tuple(weight.shape)}")
+            weight.assign(value.astype(np.float32))
+
+
+# ----------------------------------------------------------------------------- Keras weights
+
+
+def load_transformer(path):
+    """A transformer with the weights in ``path``: a ``.weights.h5`` of training or a shipped ``.npz``."""
+    from tfstyle.transformer import build_transformer
+
+    if not os.path.isfile(path):
+        raise ModelError(f"{path}: no such weights file")
+    model = build_transformer()
+    try:
+        if path.endswith(".npz"):
+            _load_npz_into(model, path)
+        else:
+            model.load_weights(path)
+    except ModelError:
+        raise
+    except Exception as e:  # h5py / keras / numpy raise many types for unreadable or mismatched files
+        raise ModelError(f"{path}: not transformer weights ({_reason(e)})") from None
+    return model
+
+
+def checkpoints(run_dir):
+    """The checkpoints a run left, oldest first."""
+    return sorted(glob.glob(os.path.join(run_dir, "checkpoints", "transformer_step*.weights.h5")))
+
+
+def find_weights(style, runs_dir="runs", weights=None):
+    """``weights`` if given, else the run's final weights, else the shipped ones; a ``ModelError`` if none.
+
+    The error names the run's checkpoints when training stopped before its end.
+    """
+    if weights:
+        if not os.path.isfile(weights):
+            raise ModelError(f"{weights}: no such weights file")
+        return weights
+    path = styles.trained_weights_path(style, runs_dir)
+    if os.path.isfile(path):
+        return path
+    if os.path.isfile(pretrained_path(style)):
+        return pretrained_path(style)
+    name = styles.style_name(style)
+    found = checkpoints(os.path.dirname(path))
+    if found:
+        hint = (f"the run stopped before its end; its latest checkpoint is {found[-1]}: pass --weights={found[-1]}, "
+                f"or run the same training command again to finish it")
+    elif style in styles.STYLE_NAMES or os.path.isfile(style):
+        hint = f"train it first (`tfstyle train --style={style}`), or pass --weights=PATH"
+    else:
+        styles.resolve_style(style)  # raises UnknownStyleError, naming the valid styles
+    raise ModelError(f"no trained weights for style '{name}' at {path}: {hint}")
+
+
+# ----------------------------------------------------------------------------- exports
+
+
+def version_dirs(base):
+    """{version: path} of the numeric folders TF Serving would load under ``base``."""
+    if not os.path.isdir(base):
+        return {}
+    return {int(n): os.path.join(base, n) for n in os.listdir(base) if re.fullmatch(r"\d+", n)}
+
+
+def latest_savedmodel(out_dir, style):
+    """Path of the highest version exported for ``style`` under ``out_dir``, or None."""
+    versions = version_dirs(os.path.join(out_dir, styles.style_name(style)))
+    return versions[max(versions)] if versions else None
+
+
+def is_savedmodel_dir(path):
+    return os.path.isfile(os.path.join(path, "saved_model.pb"))
+
+
+def weights_from_savedmodel(path):
+    """Rebuilds the Keras transformer from an exported SavedModel (for tiled stylize)."""
+    import tensorflow as tf
+
+    from tfstyle.transformer import build_transformer
+
+    try:
+        loaded = tf.saved_model.load(path)
+    except Exception as e:  # TF raises OSError, ValueError or its own errors for broken folders
+        raise ModelError(f"{path}: cannot load as a SavedModel ({_reason(e)})") from None
+    values = getattr(loaded, "transformer_weights", None)
+    model = build_transformer()
+    if values is None or len(values) != len(model.weights):
+        raise ModelError(f"{path}: not a tfstyle SavedModel (no transformer weights inside)")
+    for w, v in zip(model.weights, values):
+        if tuple(w.shape) != tuple(v.shape):
+            raise ModelError(f"{path}: weight {w.path} has shape {tuple(v.shape)}, expected {tuple(w.shape)}")
+        w.assign(v.numpy())
+    return model
