@@ -102,12 +102,14 @@ def test_exif_orientation_max_size_and_folders(weights, tmp_path, capsys):
     make_zoo(str(photos), list_images(TRAIN_DIR)[0])
     out = tmp_path / "out"
     failures = stylize.run([str(photos), str(out)], model=weights, max_size=200)
-    assert failures == 3  # empty.jpg, garbage.jpg, truncated.jpg
+    assert failures == 4  # empty.jpg, garbage.jpg, truncated.jpg, one_pixel.png
     err = capsys.readouterr().err
     for bad in ("empty.jpg", "garbage.jpg", "truncated.jpg"):
         assert f"error: {photos / bad}: " in err
-    assert "12/12" in err and "img/s" in err  # the progress bar
-    assert f"stylized 9 of 12 images into {out}" in err
+    assert f"error: {photos / 'one_pixel.png'}: 1x1 pixels is too small: the network needs at least 5 on each side" in err
+    assert "14/14" in err and "img/s" in err  # the progress bar
+    assert f"stylized 10 of 14 images into {out}" in err
+    assert Image.open(out / "animated.gif").size == (32, 24)  # its first frame
     assert Image.open(out / "rotated.jpg").size == (20, 60)  # stored 60x20 with EXIF "rotate 90"
     assert max(Image.open(out / "photo.jpg").size) == 200  # 481x321 downscaled by --max_size
     assert Image.open(out / "tiny.png").size == (12, 8)

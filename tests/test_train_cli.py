@@ -54,6 +54,7 @@ def test_missing_imagenet_weights_say_where_the_file_goes(tmp_path):
 
 def test_folder_with_bad_files_trains_and_reports_skipped(tmp_path):
     zoo = make_zoo(str(tmp_path / "photos"), os.path.join(TRAIN_DIR, sorted(os.listdir(TRAIN_DIR))[0]))
+    os.remove(os.path.join(zoo, "one_pixel.png"))  # flat, like blank.png; covered by the all-unusable test
     flags = [f for f in TINY_FLAGS if not f.startswith("--preview_every")]
     result = run_train("--style=candy", f"--data_dir={zoo}", f"--runs_dir={tmp_path}/runs", "--steps=6", "--checkpoint_every=3",
                        "--preview_every=3", "--accum_steps=2", *flags)
@@ -61,6 +62,7 @@ def test_folder_with_bad_files_trains_and_reports_skipped(tmp_path):
     assert "skipped 4 unreadable image file(s)" in result.stderr
     for name in BAD_FILES:
         assert name in result.stderr
+    assert result.stderr.count("animated.gif: animated image with 2 frames, using the first") == 1
     config = json.load(open(tmp_path / "runs" / "candy" / "config.json"))
     assert config["final_step"] == 6 and config["skipped_files"] == 4
     run = tmp_path / "runs" / "candy"
@@ -68,6 +70,53 @@ def test_folder_with_bad_files_trains_and_reports_skipped(tmp_path):
     assert sorted(os.listdir(run / "previews")) == ["step_0000003.png", "step_0000006.png"]
     assert sorted(os.listdir(run / "checkpoints")) == ["transformer_step0000003.weights.h5", "transformer_step0000006.weights.h5"]
     assert os.listdir(run / "logs" / "previews") and os.listdir(run / "logs" / "train")
+
+
+def test_folder_of_only_unusable_images_ends_in_one_line_not_a_hang(tmp_path):
+    """Files that pass the header scan but fail to decode (truncated JPEG) used to be filtered forever."""
+    zoo = make_zoo(str(tmp_path / "zoo"), os.path.join(TRAIN_DIR, sorted(os.listdir(TRAIN_DIR))[0]))
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for name in ("empty.jpg", "truncated.jpg", "blank.png", "one_pixel.png"):
+        os.rename(os.path.join(zoo, name), bad / name)
+    (bad / "text.jpg").write_text("not an image")
+    result = run_train("--style=mosaic", f"--data_dir={bad}", f"--runs_dir={tmp_path}/runs", "--steps=2", *TINY_FLAGS,
+                       timeout=120)
+    assert_one_line_error(result, f"{bad}: none of its", "can be used")
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("--batch_size=0", "flag --batch_size=0: 0 is not a positive integer"),
+    ("--image_size=7", "flag --image_size=7: 7 is not integer >= 16"),
+    ("--steps=-3", "flag --steps=-3"),
+    ("--lr=-1", "flag --lr=-1"),
+    ("--precision=fp8", "flag --precision=fp8"),
+])
+def test_bad_flags_end_in_one_line_before_tensorflow_loads(tmp_path, flag, message):
+    result = run_train("--style=mosaic", f"--data_dir={TRAIN_DIR}", f"--runs_dir={tmp_path}", *TINY_FLAGS, flag)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if "Flags parsing error" in line]
+    assert len(errors) == 1 and message in errors[0], result.stderr[-1000:]
+    assert not os.path.exists(tmp_path / "mosaic")
+
+
+def test_steps_need_not_be_a_multiple_of_checkpoint_every_and_progress_is_logged(tmp_path):
+    result = run_train("--style=mosaic", f"--data_dir={TRAIN_DIR}", f"--runs_dir={tmp_path}", "--steps=5",
+                       "--checkpoint_every=2", "--log_every=2", *[f for f in TINY_FLAGS if "preview" not in f],
+                       "--preview_every=4")
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = tmp_path / "mosaic"
+    assert sorted(os.listdir(run / "checkpoints"))[-1] == "transformer_step0000005.weights.h5"
+    assert sorted(os.listdir(run / "previews")) == ["step_0000004.png", "step_0000005.png"]
+    assert json.load(open(run / "config.json"))["final_step"] == 5
+    # Progress reaches a log file too (stderr is a pipe here): steps, speed, time left.
+    for step in (2, 4, 5):
+        assert f"step {step}/5  loss " in result.stderr
+    assert "img/s  ETA " in result.stderr
+    assert f"wrote {run / 'transformer.weights.h5'}" in result.stdout
+    again = run_train("--style=mosaic", f"--data_dir={TRAIN_DIR}", f"--runs_dir={tmp_path}", "--steps=5",
+                      "--checkpoint_every=2", *TINY_FLAGS)
+    assert again.returncode == 0 and "step 5/5" not in again.stderr  # finished: nothing trained again
 
 
 def test_resume_after_sigkill_continues_the_step_counter(tmp_path):

@@ -167,6 +167,7 @@ class ProgressLog(keras.callbacks.Callback):
         elapsed = time.perf_counter() - self._start[0]
         done = step - self._start[1]
         per_step = elapsed / max(1, done)
-        losses = "  ".join(f"{k} {float(v):.4g}" for k, v in (logs or {}).items())
+        logs = logs or {}
+        losses = "  ".join(f"{k} {float(logs[k]):.4g}" for k in sorted(logs, key=lambda k: (k != "loss", k)))
         logging.info("step %d/%d  %s  %.2f s/step  %.2f img/s  ETA %s", step, self.total_steps, losses, per_step,
                      self.batch_size / per_step, format_duration(per_step * (self.total_steps - step)))

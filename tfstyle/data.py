@@ -96,7 +96,7 @@ def folder_dataset(directory, image_size, batch_size, skipped=None, shuffle_seed
         try:
             # JPEG draft decoding: a huge photo decodes at the smallest scale that still covers the crop.
             image = load_image(path, max_side=image_size)
-            if image.std() < MIN_CROP_STD:
+            if image.std(axis=(0, 1)).max() < MIN_CROP_STD:  # spatial spread per channel: a 1x1 image is flat too
                 raise ImageError(f"{path}: flat image (a single colour), nothing to learn from")
             return image, True
         except ImageError as e:

@@ -13,6 +13,7 @@ from absl import logging
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
+_warned_animated = set()  # paths already warned about, so a training pipeline says it once
 
 
 class ImageError(ValueError):
@@ -58,7 +59,8 @@ def load_image(path, max_side=None):
             raise ImageError(f"{path}: empty file")
         with Image.open(path) as img:
             frames = getattr(img, "n_frames", 1)
-            if frames > 1:
+            if frames > 1 and path not in _warned_animated:
+                _warned_animated.add(path)
                 logging.warning("%s: animated image with %d frames, using the first", path, frames)
             if max_side:
                 img.draft("RGB", (max_side, max_side))
