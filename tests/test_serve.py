@@ -434,3 +434,16 @@ def test_work_beyond_max_concurrent_is_refused_with_429_and_the_loop_stays_respo
         servable.release.set()
         server.should_exit = True
         thread.join(30)
+
+
+# ----------------------------------------------------------------------------- load script
+
+
+def test_load_bench_quick():
+    run = subprocess.run([sys.executable, "bench/serve_load.py", "--quick"], cwd=REPO, capture_output=True, text=True,
+                         timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert run.returncode == 0, run.stderr[-3000:]
+    (line,) = [json.loads(text) for text in run.stdout.splitlines()]
+    assert line["ok"] == 4 and line["errors"] == 0 and line["size"] == 64 and line["cpu"]
+    assert line["p50_ms"] > 0 and line["p99_ms"] >= line["p50_ms"] and line["server_peak_rss_mb"] > 0
+    assert line["inprocess_rps"] > 0 and line["overhead_pct"] is not None
