@@ -5,7 +5,6 @@ freshly initialized transformers (random weights) and a stand-in multi-style
 model: these tests check the server's contract, not the quality of a style.
 """
 
-import base64
 import json
 import os
 import shutil
