@@ -55,7 +55,13 @@ def main(argv=None):
     parser.add_argument("output")
     parser.add_argument("--url", default="http://localhost:8501/v1/models/mosaic:predict")
     args = parser.parse_args(argv)
-    response = requests.post(args.url, json=request_body([upright_bytes(args.input)]), timeout=300)
+    try:
+        response = requests.post(args.url, json=request_body([upright_bytes(args.input)]), timeout=300)
+    except requests.ConnectionError as e:
+        reason = "connection refused" if "refused" in str(e).lower() else type(e).__name__
+        sys.exit(f"error: cannot reach {args.url} ({reason}); is the server running?")
+    except requests.Timeout:
+        sys.exit(f"error: no answer from {args.url} within 300 s")
     try:
         payload = response.json()
     except ValueError:

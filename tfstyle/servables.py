@@ -1,0 +1,206 @@
+"""The models a server offers: TF Serving's base-path layout, version pick-up, loading.
+
+Layout: ``<base>/<model_name>/<version>/`` (a SavedModel in each version folder),
+or, for a single model, ``<base>/<version>/``. Only folders named by digits are
+versions, so an export's hidden ``.tmp-*`` folder is never loaded; model names
+come from listing ``<base>`` (never from a request), so a request cannot name a
+path outside it.
+
+Version policy, as TF Serving's default (latest version): each model serves its
+highest version that loads. A newer version that fails to load is reported
+(state ``END``, with the error) and the previous one keeps serving; it is
+retried when its folder changes. Older versions are unloaded once a newer one
+is available. ``ModelRegistry.poll`` does one scan; the server calls it
+periodically from a background thread.
+
+TensorFlow is imported when the first model loads, not at module import.
+"""
+
+import logging
+import os
+import re
+import threading
+
+from tfstyle.rest_json import InputSpec, RequestError
+
+log = logging.getLogger("tfstyle.serve")
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+VERSION = re.compile(r"[0-9]{1,18}")
+
+
+class Servable:
+    """One loaded version: ``signatures`` ({name: concrete function}), ``inputs`` ({sig: {input: InputSpec}}),
+    ``signature_defs`` (TF Serving's metadata JSON for them), ``style_names`` (of a multi-style model, or [])."""
+
+    def __init__(self, name, version, path):
+        import tensorflow as tf
+
+        self.name, self.version, self.path = name, version, path
+        self.signature_defs = read_signature_defs(path)
+        self.loaded = tf.saved_model.load(path)
+        self.signatures = dict(self.loaded.signatures)
+        self.style_names = read_style_names(self.loaded)
+        self.inputs = {}
+        for sig, fn in self.signatures.items():
+            specs = fn.structured_input_signature[1]
+            self.inputs[sig] = {
+                key: InputSpec("string" if spec.dtype == tf.string else spec.dtype.name, spec.shape.as_list())
+                for key, spec in specs.items()
+            }
+
+    def run(self, signature, arrays):
+        """{output: numpy array}; TF errors (e.g. a damaged image) propagate as ``tf.errors.OpError``."""
+        import tensorflow as tf
+
+        fn = self.signatures[signature]
+        specs = fn.structured_input_signature[1]
+        tensors = {k: tf.constant(v.tolist() if v.dtype == object else v, dtype=specs[k].dtype) for k, v in arrays.items()}
+        return {k: v.numpy() for k, v in fn(**tensors).items()}
+
+
+def read_style_names(loaded):
+    """The SavedModel's ``style_names`` attribute (a string tensor or variable), if it has one; else []."""
+    import tensorflow as tf
+
+    names = getattr(loaded, "style_names", None)
+    try:
+        return [n.decode("utf-8") for n in tf.reshape(tf.convert_to_tensor(names), [-1]).numpy().tolist()]
+    except Exception:  # absent or not strings: the page numbers the styles instead
+        return []
+
+
+def read_signature_defs(path):
+    """The ``serve`` MetaGraph's SignatureDefs as JSON (proto field names, defaults printed, as TF Serving)."""
+    from google.protobuf import json_format
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    with open(os.path.join(path, "saved_model.pb"), "rb") as f:
+        proto.ParseFromString(f.read())
+    graphs = [g for g in proto.meta_graphs if "serve" in g.meta_info_def.tags]
+    if not graphs:
+        raise ValueError(f"{path}: no MetaGraph tagged 'serve'")
+    return {
+        name: json_format.MessageToDict(sig, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+        for name, sig in graphs[0].signature_def.items()
+    }
+
+
+def fingerprint(path):
+    """Changes when a version folder is rewritten: a failed load is retried then."""
+    marks = [os.stat(path).st_mtime_ns]
+    pb = os.path.join(path, "saved_model.pb")
+    if os.path.exists(pb):
+        marks += [os.stat(pb).st_mtime_ns, os.stat(pb).st_size]
+    return tuple(marks)
+
+
+class ModelRegistry:
+    """Models under ``base_path`` (every model folder, or just ``model_name`` whose versions are in base_path).
+
+    Thread-safe: ``poll`` (loads, unloads) runs in one thread, lookups in others.
+    ``loader(name, version, path)`` builds a servable (``Servable`` by default).
+    """
+
+    def __init__(self, base_path, model_name=None, loader=Servable):
+        self.base_path = os.path.abspath(base_path)
+        self.model_name = model_name
+        self.loader = loader
+        self.lock = threading.Lock()
+        self.serving = {}  # name -> Servable (the served version)
+        self.states = {}  # name -> {version: (state, error_code, message)}
+        self.failed = {}  # (name, version) -> fingerprint of the folder that failed to load
+
+    def model_dirs(self):
+        if self.model_name:
+            return {self.model_name: self.base_path} if os.path.isdir(self.base_path) else {}
+        try:
+            names = os.listdir(self.base_path)
+        except OSError:
+            return {}
+        return {n: os.path.join(self.base_path, n) for n in names
+                if MODEL_NAME.fullmatch(n) and os.path.isdir(os.path.join(self.base_path, n))}
+
+    def poll(self):
+        """One scan: load new versions, unload superseded or deleted ones. Never raises for a bad folder."""
+        found = self.model_dirs()
+        for name, model_dir in found.items():
+            try:
+                versions = sorted((int(v) for v in os.listdir(model_dir) if VERSION.fullmatch(v)), reverse=True)
+            except OSError:
+                versions = []
+            self.update_model(name, model_dir, versions)
+        with self.lock:
+            for name in set(self.serving) - set(found):
+                log.info("model %s: folder removed, unloaded", name)
+                del self.serving[name]
+                self.states.pop(name, None)
+
+    def update_model(self, name, model_dir, versions):
+        current = self.serving.get(name)
+        states = dict(self.states.get(name, {}))
+        chosen = None
+        for version in versions:
+            path = os.path.join(model_dir, str(version))
+            if current is not None and current.version == version:
+                chosen = current
+                break
+            try:
+                mark = fingerprint(path)
+            except OSError:
+                continue
+            if self.failed.get((name, version)) == mark:
+                continue
+            try:
+                chosen = self.loader(name, version, path)
+            except Exception as e:  # any load failure: report it, keep serving what we have
+                self.failed[(name, version)] = mark
+                message = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+                states[version] = ("END", "UNKNOWN", f"failed to load {path}: {message}")
+                log.warning("model %s version %d: load failed: %s", name, version, message)
+                continue
+            self.failed.pop((name, version), None)
+            log.info("model %s version %d: loaded from %s", name, version, path)
+            break
+        if current is not None and current is not chosen:
+            states[current.version] = ("END", "OK", "")
+        if chosen is not None:
+            states[chosen.version] = ("AVAILABLE", "OK", "")
+        with self.lock:
+            self.states[name] = states
+            if chosen is None:
+                self.serving.pop(name, None)
+            else:
+                self.serving[name] = chosen
+
+    def served(self):
+        """The servables in service now, by model name."""
+        with self.lock:
+            return [self.serving[n] for n in sorted(self.serving)]
+
+    def names(self):
+        return [s.name for s in self.served()]
+
+    def get(self, name, version=None):
+        """The servable for a predict request, or RequestError 404 worded as TF Serving's."""
+        with self.lock:
+            servable = self.serving.get(name)
+        if servable is None or (version is not None and servable.version != version):
+            what = f"Latest({name})" if version is None else f"Specific({name}, {version})"
+            raise RequestError(404, f"Servable not found for request: {what}")
+        return servable
+
+    def status(self, name, version=None):
+        """TF Serving's GetModelStatus JSON for the model (or one version), or RequestError 404."""
+        with self.lock:
+            states = dict(self.states.get(name, {}))
+        if version is not None:
+            if version not in states:
+                raise RequestError(404, f"Could not find version {version} of model {name}")
+            states = {version: states[version]}
+        if not states:
+            raise RequestError(404, f"Could not find any versions of model {name}")
+        return {"model_version_status": [
+            {"version": str(v), "state": state, "status": {"error_code": code, "error_message": message}}
+            for v, (state, code, message) in sorted(states.items(), reverse=True)
+        ]}
