@@ -76,7 +76,7 @@ def free_port():
 
 def start_server(base, clients, log):
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "tfstyle.serve", f"--model_base_path={base}", f"--port={port}",
+    proc = subprocess.Popen([sys.executable, "-m", "tfstyle", "serve", f"--model_base_path={base}", f"--port={port}",
                              f"--max_concurrent={clients}"], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPO})
     return proc, f"http://127.0.0.1:{port}"

@@ -92,12 +92,12 @@ def decode_png(value):
 
 @contextlib.contextmanager
 def running_server(base, log_path, *flags, model="mosaic", timeout=180):
-    """Starts ``python -m tfstyle.serve`` on a free loopback port; yields its base URL once ``model`` answers."""
+    """Starts ``python -m tfstyle serve`` on a free loopback port; yields its base URL once ``model`` answers."""
     port = free_port()
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPO}
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "tfstyle.serve", f"--model_base_path={base}", f"--port={port}", *flags],
+            [sys.executable, "-m", "tfstyle", "serve", f"--model_base_path={base}", f"--port={port}", *flags],
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + timeout

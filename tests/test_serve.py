@@ -59,19 +59,6 @@ def assert_alive(port):
     assert status == 200 and body["model_version_status"][0]["state"] == "AVAILABLE"
 
 
-# ----------------------------------------------------------------------------- module and flags
-
-
-def test_module_import_does_not_load_tensorflow_and_help_works():
-    code = ("import sys, tfstyle.serve; from absl import flags; "
-            "assert not {'tensorflow', 'starlette', 'uvicorn'} & set(sys.modules), sorted(sys.modules); "
-            "print(flags.FLAGS.module_help('tfstyle.serve'))")
-    run = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
-    assert run.returncode == 0 and "--model_base_path" in run.stdout, run.stderr
-    run = subprocess.run([sys.executable, "-m", "tfstyle.serve", "--help"], cwd=REPO, capture_output=True, text=True)
-    assert "--max_concurrent" in run.stdout and "--model_name" in run.stdout  # absl exits 1 after --help
-
-
 # ----------------------------------------------------------------------------- status and metadata
 
 

@@ -2,7 +2,6 @@
 
     tfstyle serve --model_base_path=saved_models          # every <style>/<version>/ below
     tfstyle serve --model_base_path=saved_models/mosaic --model_name=mosaic
-    python -m tfstyle.serve ...                            # same thing
 
 Endpoints (TF Serving's; clients written for ``tensorflow_model_server`` work unchanged):
 
@@ -23,8 +22,8 @@ not queued). Inference runs in a thread pool, off the event loop. Uploads stay i
 memory. The server binds 127.0.0.1 unless ``--host`` says otherwise; it has no
 authentication.
 
-This module imports only absl at import time (``tfstyle serve --help`` stays
-fast); Starlette, uvicorn and TensorFlow are imported when the server starts.
+Starlette, uvicorn and TensorFlow are imported when the server starts, not on
+import (``tfstyle serve --help`` stays fast).
 """
 
 import asyncio
@@ -35,21 +34,7 @@ import re
 import threading
 from dataclasses import dataclass
 
-from absl import app, flags
 
-flags.DEFINE_string("model_base_path", "saved_models",
-                    "Folder of models, <model_base_path>/<model_name>/<version>/ (every model below is served); "
-                    "with --model_name, the folder of that model's versions.")
-flags.DEFINE_string("model_name", "", "Serve one model under this name, its versions directly in --model_base_path.")
-flags.DEFINE_string("host", "127.0.0.1", "Address to bind. The server has no authentication: keep it on loopback "
-                    "unless the network in front of it is trusted.")
-flags.DEFINE_integer("port", 8501, "HTTP port (TF Serving's REST port is 8501).")
-flags.DEFINE_float("poll_seconds", 2.0, "How often to look for new, changed or removed model versions.")
-flags.DEFINE_float("max_body_mb", 32.0, "Largest request body in MiB (413 beyond).")
-flags.DEFINE_float("body_timeout_seconds", 30.0, "Time allowed to receive a request body (408 beyond).")
-flags.DEFINE_integer("max_pixels", 16_777_216, "Most pixels per image (width x height), checked before decoding.")
-flags.DEFINE_integer("max_concurrent", 2, "Predictions in progress at once; more are refused with 429.")
-FLAGS = flags.FLAGS
 
 log = logging.getLogger("tfstyle.serve")
 WEB_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "web")
@@ -227,40 +212,25 @@ def poll_forever(registry, seconds, stop):
             log.exception("polling %s failed", registry.base_path)
 
 
-def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments {argv[1:]}: tfstyle serve takes only flags")
-    from tfstyle.servables import MODEL_NAME, ModelRegistry
-
-    if FLAGS.model_name and not MODEL_NAME.fullmatch(FLAGS.model_name):
-        raise app.UsageError(f"--model_name={FLAGS.model_name!r}: use letters, digits, '.', '_' and '-'")
-    if min(FLAGS.max_body_mb, FLAGS.body_timeout_seconds, FLAGS.max_pixels, FLAGS.max_concurrent,
-           FLAGS.poll_seconds) <= 0:
-        raise app.UsageError("--max_body_mb, --body_timeout_seconds, --max_pixels, --max_concurrent and "
-                             "--poll_seconds must be positive")
-    if not os.path.isdir(FLAGS.model_base_path):
-        log.warning("%s does not exist (yet); models will be picked up when it appears", FLAGS.model_base_path)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+def run(base_path, model_name=None, host="127.0.0.1", port=8501, poll_seconds=2.0, limits=Limits()):
+    """Serves the models under ``base_path`` until interrupted; picks up new versions every ``poll_seconds``."""
     import uvicorn
 
-    registry = ModelRegistry(FLAGS.model_base_path, FLAGS.model_name or None)
+    from tfstyle.servables import ModelRegistry
+
+    if not os.path.isdir(base_path):
+        log.warning("%s does not exist (yet); models will be picked up when it appears", base_path)
+    registry = ModelRegistry(base_path, model_name)
     registry.poll()
-    limits = Limits(int(FLAGS.max_body_mb * (1 << 20)), FLAGS.body_timeout_seconds, FLAGS.max_pixels,
-                    FLAGS.max_concurrent)
     stop = threading.Event()
-    threading.Thread(target=poll_forever, args=(registry, FLAGS.poll_seconds, stop), daemon=True).start()
-    if FLAGS.host not in ("127.0.0.1", "localhost", "::1"):
-        log.warning("listening on %s: anyone who can reach this port can use the server (no authentication)",
-                    FLAGS.host)
+    threading.Thread(target=poll_forever, args=(registry, poll_seconds, stop), daemon=True).start()
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("listening on %s: anyone who can reach this port can use the server (no authentication)", host)
     log.info("serving %s from %s at http://%s:%d/ (REST: /v1/models/NAME)", registry.names() or "no models yet",
-             registry.base_path, FLAGS.host, FLAGS.port)
-    config = uvicorn.Config(create_app(registry, limits), host=FLAGS.host, port=FLAGS.port, log_config=None,
+             registry.base_path, host, port)
+    config = uvicorn.Config(create_app(registry, limits), host=host, port=port, log_config=None,
                             timeout_graceful_shutdown=5)
     try:
         uvicorn.Server(config).run()
     finally:
         stop.set()
-
-
-if __name__ == "__main__":
-    app.run(main)

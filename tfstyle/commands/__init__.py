@@ -10,6 +10,7 @@ SUBCOMMANDS = {
     "stylize": ("tfstyle.commands.stylize", "apply a style to photos: files or folders, huge photos in tiles"),
     "train": ("tfstyle.commands.train", "train a style network on a folder of photos (or COCO)"),
     "export": ("tfstyle.commands.export", "write a style's TF Serving SavedModel and INT8 / fp16 TFLite files"),
+    "serve": ("tfstyle.commands.serve", "serve exports with TF Serving's REST API, and a page to try styles in a browser"),
     "evaluate": ("tfstyle.commands.evaluate", "score a trained network against Gatys' optimization on the same loss"),
     "gatys": ("tfstyle.commands.gatys", "stylize one photo by optimization (Gatys et al.): the quality baseline"),
 }

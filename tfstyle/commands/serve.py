@@ -1,0 +1,43 @@
+"""Serve exported styles with TensorFlow Serving's REST API, and a page to try them.
+
+    tfstyle serve [--model_base_path=saved_models] [--port=8501]
+    tfstyle serve --model_base_path=saved_models/mosaic --model_name=mosaic
+
+Clients written for tensorflow_model_server work unchanged (GET
+/v1/models/NAME[/metadata], POST /v1/models/NAME:predict); the page at / lets
+you stylize a photo in the browser. New versions are picked up while running.
+Binds 127.0.0.1 unless --host says otherwise. See docs/SERVING.md.
+"""
+
+from absl import app, flags
+
+flags.DEFINE_string("model_base_path", "saved_models",
+                    "Folder of models, <model_base_path>/<model_name>/<version>/ (every model below is served); "
+                    "with --model_name, the folder of that model's versions.")
+flags.DEFINE_string("model_name", "", "Serve one model under this name, its versions directly in --model_base_path.")
+flags.DEFINE_string("host", "127.0.0.1", "Address to bind. The server has no authentication: keep it on loopback "
+                    "unless the network in front of it is trusted.")
+flags.DEFINE_integer("port", 8501, "HTTP port (TF Serving's REST port is 8501).")
+flags.DEFINE_float("poll_seconds", 2.0, "How often to look for new, changed or removed model versions.")
+flags.DEFINE_float("max_body_mb", 32.0, "Largest request body in MiB (413 beyond).")
+flags.DEFINE_float("body_timeout_seconds", 30.0, "Time allowed to receive a request body (408 beyond).")
+flags.DEFINE_integer("max_pixels", 16_777_216, "Most pixels per image (width x height), checked before decoding.")
+flags.DEFINE_integer("max_concurrent", 2, "Predictions in progress at once; more are refused with 429.")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments {argv[1:]}: tfstyle serve takes only flags")
+    from tfstyle import serve
+    from tfstyle.servables import MODEL_NAME
+
+    if FLAGS.model_name and not MODEL_NAME.fullmatch(FLAGS.model_name):
+        raise app.UsageError(f"--model_name={FLAGS.model_name!r}: use letters, digits, '.', '_' and '-'")
+    if min(FLAGS.max_body_mb, FLAGS.body_timeout_seconds, FLAGS.max_pixels, FLAGS.max_concurrent,
+           FLAGS.poll_seconds) <= 0:
+        raise app.UsageError("--max_body_mb, --body_timeout_seconds, --max_pixels, --max_concurrent and "
+                             "--poll_seconds must be positive")
+    limits = serve.Limits(int(FLAGS.max_body_mb * (1 << 20)), FLAGS.body_timeout_seconds, FLAGS.max_pixels,
+                          FLAGS.max_concurrent)
+    serve.run(FLAGS.model_base_path, FLAGS.model_name or None, FLAGS.host, FLAGS.port, FLAGS.poll_seconds, limits)
