@@ -116,7 +116,9 @@ def convert_transformer(model, mode, calibration=None):
 
 def tflite_runner(model_content, shape, threads=2):
     """An interpreter resized to ``shape`` with a random input set; returns (invoke fn, interpreter)."""
-    interp = tf.lite.Interpreter(model_content=model_content, num_threads=threads)
+    from tfstyle import litert
+
+    interp = litert.interpreter(model_content=model_content, num_threads=threads)
     inp = interp.get_input_details()[0]
     interp.resize_tensor_input(inp["index"], list(shape), strict=False)
     interp.allocate_tensors()

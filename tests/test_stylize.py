@@ -15,7 +15,7 @@ from PIL import Image
 
 from conftest import EVAL_DIR, REPO, TRAIN_DIR
 from images_zoo import make_zoo
-from tfstyle import export, models, stylize, tflite
+from tfstyle import export, models, stylize, tflite, tiling
 from tfstyle.export import psnr
 from tfstyle.images import list_images, load_image
 from tfstyle.transformer import build_transformer
@@ -48,7 +48,7 @@ def test_tiled_output_matches_whole_image_output(stylizer):
     image = eval_photo(384, 510)  # 510: not a multiple of the net's stride
     whole = stylize.stylize_image(stylizer, image, tile_size=0)
     tiled = stylize.stylize_image(stylizer, image, tile_size=256, tile_overlap=128)
-    assert len(stylize.tile_grid(384, 510, 256, 128)) == 6
+    assert len(tiling.tile_grid(384, 510, 256, 128)) == 6
     assert psnr(tiled, whole) >= 35  # measured about 70 dB
 
 
@@ -56,15 +56,15 @@ def test_tiles_without_shared_statistics_would_show(stylizer):
     """Why tiles share whole-photo statistics: normalizing per tile changes colours tile by tile."""
     image = eval_photo(384, 512)
     whole = stylize.stylize_image(stylizer, image, tile_size=0).astype(np.float32)
-    grid = stylize.tile_grid(384, 512, 256, 128)
-    per_tile = np.round(stylize.stylize_tiled(image, stylizer, grid))  # the stylizer itself normalizes per call
+    grid = tiling.tile_grid(384, 512, 256, 128)
+    per_tile = np.round(tiling.stylize_tiled(image, stylizer, grid))  # the stylizer itself normalizes per call
     shared = stylize.stylize_image(stylizer, image, tile_size=256, tile_overlap=128)
     assert psnr(per_tile, whole) + 10 < psnr(shared, whole)
 
 
 def test_tile_grid_covers_the_image_on_the_stride_grid():
     for h, w in [(1000, 1501), (257, 256), (4000, 6000)]:
-        grid = stylize.tile_grid(h, w, 1024, 128)
+        grid = tiling.tile_grid(h, w, 1024, 128)
         owned = np.zeros((h, w), np.int32)
         weight = np.zeros((h, w), np.float32)
         for tile in grid:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import EVAL_DIR, TRAIN_DIR
-from tfstyle import tflite
+from tfstyle import litert, tflite
 from tfstyle.images import list_images, load_image
 from tfstyle.transformer import build_transformer
 
@@ -60,7 +60,7 @@ def test_int8_model_has_uint8_io_and_only_integer_builtin_ops(int8_model):
 
 @pytest.mark.parametrize("size", [(48, 64), (37, 53)])
 def test_int8_model_runs_at_different_sizes_close_to_float(model, int8_model, size):
-    runner = tflite.TFLiteStylizer(int8_model)
+    runner = litert.TFLiteStylizer(int8_model)
     image = photo(*size)
     out = runner(image)
     assert out.shape == image.shape
@@ -71,7 +71,7 @@ def test_int8_model_runs_at_different_sizes_close_to_float(model, int8_model, si
 
 
 def test_same_interpreter_switches_between_sizes(int8_model):
-    runner = tflite.TFLiteStylizer(int8_model)
+    runner = litert.TFLiteStylizer(int8_model)
     a = runner(photo(40, 56))
     runner(photo(64, 32))
     np.testing.assert_array_equal(runner(photo(40, 56)), a)
@@ -80,7 +80,7 @@ def test_same_interpreter_switches_between_sizes(int8_model):
 def test_fp16_model_is_close_to_float_and_is_not_integer_only(model):
     fp16 = tflite.convert(model, "fp16")
     image = photo(40, 48, index=1)
-    out = tflite.TFLiteStylizer(fp16)(image)
+    out = litert.TFLiteStylizer(fp16)(image)
     reference = model(image[None].astype(np.float32))[0].numpy()
     assert np.abs(out - reference).max() < 2.0
     with pytest.raises(tflite.ConversionError, match="float ops"):

@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 from keras import layers
 
+from tfstyle import litert
 from tfstyle import transformer as T
 
 
@@ -106,13 +107,13 @@ def test_tflite_graphs_have_no_slow_ops_and_stay_dynamic():
     report = tflite.check_integer_only(int8)  # raises when any float op is left
     float32 = tflite.convert(model, "float32")
     for content in (int8, float32):
-        ops = [op["op_name"] for op in tf.lite.Interpreter(model_content=content)._get_ops_details()]  # noqa: SLF001
+        ops = [op["op_name"] for op in litert.interpreter(model_content=content)._get_ops_details()]  # noqa: SLF001
         assert "SQUARED_DIFFERENCE" not in ops
         # Only PadToMultiple's pad of the 3-channel input (by 0..3 rows) is left as MIRROR_PAD.
         assert ops.count("MIRROR_PAD") <= 1, ops
         assert "RESIZE_NEAREST_NEIGHBOR" not in ops and "DEPTH_TO_SPACE" in ops
     assert "CONV_2D" in report["ops"]
-    stylizer = tflite.TFLiteStylizer(model_content=float32, num_threads=1)
+    stylizer = litert.TFLiteStylizer(model_content=float32, num_threads=1)
     for h, w in [(32, 40), (27, 21)]:
         image = np.random.default_rng(h).integers(0, 255, (h, w, 3), dtype=np.uint8)
         out = stylizer(image)

@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfstyle import styles, tflite
+from tfstyle import litert, styles, tflite
 from tfstyle.images import list_images, load_image
 from tfstyle.models import load_transformer, version_dirs
 
@@ -139,7 +139,7 @@ def compare_tflite(savedmodel_path, tflite_models, image_paths):
     "max_abs_error", "per_image": [...]}} on the full-size images.
     """
     serve = tf.saved_model.load(savedmodel_path).signatures[DEFAULT_SIGNATURE]
-    runners = {mode: tflite.TFLiteStylizer(content) for mode, content in tflite_models.items()}
+    runners = {mode: litert.TFLiteStylizer(content) for mode, content in tflite_models.items()}
     per_image = {mode: [] for mode in runners}
     for path in image_paths:
         image = load_image(path)
@@ -218,7 +218,7 @@ def export_style(
     for mode, content in converted.items():
         path = tflite_path(out_dir, style, mode)
         tflite.write_atomic(path, content)
-        runner = tflite.TFLiteStylizer(content)
+        runner = litert.TFLiteStylizer(content)
         ops = tflite.op_report(content)
         report["tflite"][mode] = {
             "path": path,

@@ -30,9 +30,9 @@ from absl import logging
 
 from tfstyle import styles
 from tfstyle.images import IMAGE_EXTENSIONS, ImageError, list_images, load_image, resize_longer_side, save_image
+from tfstyle.tiling import stylize_tiled, tile_grid
 from tfstyle.transformer import MIN_SIDE
 
-STRIDE = 4  # the net downsamples twice by 2: tiles start on multiples of 4 to stay on its grid
 MODEL_EXTENSIONS = (".h5", ".tflite")
 
 
@@ -107,7 +107,7 @@ class TFLiteTileStylizer:
     """A .tflite model; its tiles normalize per tile (a converted model has no statistics input)."""
 
     def __init__(self, path):
-        from tfstyle.tflite import TFLiteStylizer
+        from tfstyle.litert import TFLiteStylizer
 
         self.run = TFLiteStylizer(model_path=path)
 
@@ -166,74 +166,6 @@ def preserve_color(content, stylized):
     _, cb, cr = to_ycbcr(content)
     rgb = np.stack([y + 1.402 * cr, y - 0.344136 * cb - 0.714136 * cr, y + 1.772 * cb], axis=-1)
     return np.clip(rgb, 0, 255)
-
-
-def tile_starts(length, tile, stride):
-    """Start offsets (multiples of ``STRIDE``) of tiles covering ``range(length)``."""
-    if length <= tile:
-        return [0]
-    last = (length - tile) // STRIDE * STRIDE
-    return sorted(set(range(0, last, stride)) | {last})
-
-
-def _axis_tiles(length, tile, stride):
-    """[(start, end, owned_start, owned_end)] along one axis; owned ranges partition the axis."""
-    starts = tile_starts(length, tile, stride)
-    ends = [min(length, s + tile) for s in starts[:-1]] + [length]
-    bounds = [0] + [((starts[i + 1] + ends[i]) // 2) // STRIDE * STRIDE for i in range(len(starts) - 1)] + [length]
-    return [(s, e, bounds[i], bounds[i + 1]) for i, (s, e) in enumerate(zip(starts, ends))]
-
-
-def _axis_weights(start, end, length, margin, ramp):
-    """Blend weights along one axis of a tile: 0 in the ``margin`` next to an inner edge, then a linear ramp."""
-    n = end - start
-    w = np.ones(n, np.float32)
-    d = np.arange(n, dtype=np.float32)
-    if start > 0:
-        w = np.minimum(w, np.clip((d - margin + 1) / ramp, 0, 1))
-    if end < length:
-        w = np.minimum(w, np.clip((n - d - margin) / ramp, 0, 1))
-    return np.maximum(w, 1e-6)
-
-
-def tile_grid(h, w, tile_size, overlap):
-    """Tiles of at most ~``tile_size`` px overlapping by >= ``overlap``, with blend weights."""
-    overlap = max(overlap, 4 * STRIDE)
-    tile_size = tile_size // STRIDE * STRIDE
-    if tile_size <= overlap + STRIDE:
-        raise StylizeError(f"--tile_size={tile_size} must be larger than --tile_overlap={overlap}")
-    stride = (tile_size - overlap) // STRIDE * STRIDE
-    margin = overlap // 4
-    ramp = overlap - 2 * margin
-    grid = []
-    for y0, y1, oy0, oy1 in _axis_tiles(h, tile_size, stride):
-        wy = _axis_weights(y0, y1, h, margin, ramp)
-        for x0, x1, ox0, ox1 in _axis_tiles(w, tile_size, stride):
-            wx = _axis_weights(x0, x1, w, margin, ramp)
-            grid.append({"box": (y0, y1, x0, x1), "owned": (oy0, oy1, ox0, ox1), "weight": (wy, wx)})
-    return grid
-
-
-def stylize_tiled(image, run_tile, grid):
-    """Runs ``run_tile`` on every tile of ``grid`` and blends them: float32 [H, W, 3].
-
-    Logs a line per tile (a 6000x4000 photo takes minutes on a CPU).
-    """
-    import time
-
-    h, w = image.shape[:2]
-    out = np.zeros((h, w, 3), np.float32)
-    total = np.zeros((h, w, 1), np.float32)
-    start = time.perf_counter()
-    for i, tile in enumerate(grid, start=1):
-        y0, y1, x0, x1 = tile["box"]
-        wy, wx = tile["weight"]
-        weight = (wy[:, None] * wx[None, :])[..., None]
-        out[y0:y1, x0:x1] += run_tile(image[y0:y1, x0:x1]) * weight
-        total[y0:y1, x0:x1] += weight
-        elapsed = time.perf_counter() - start
-        logging.info("tile %d/%d done, %.0f s left", i, len(grid), elapsed / i * (len(grid) - i))
-    return out / total
 
 
 def stylize_image(stylizer, image, tile_size=1024, tile_overlap=128, stats_size=1536, keep_color=False):

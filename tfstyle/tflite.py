@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from tfstyle import litert
 from tfstyle.images import ImageError, list_images, load_image
 from tfstyle.transformer import Conv2D, InstanceNormalization, ReflectionPadding2D
 
@@ -223,16 +224,12 @@ def write_atomic(path, data):
             os.remove(tmp)
 
 
-def interpreter(model_content=None, model_path=None, num_threads=None):
-    return tf.lite.Interpreter(model_content=model_content, model_path=model_path, num_threads=num_threads)
-
-
 def op_report(model_content):
     """Ops and tensor types of a TFLite model: {"ops": sorted op names, "float_ops": [...], "custom_ops": [...]}.
 
     An op is a float op when any of its input or output tensors is floating point.
     """
-    interp = interpreter(model_content=model_content)
+    interp = litert.interpreter(model_content=model_content)
     tensors = {t["index"]: t for t in interp.get_tensor_details()}
     ops, float_ops, custom = set(), set(), set()
     for op in interp._get_ops_details():  # noqa: SLF001  (the only op listing the Python API has)
@@ -265,35 +262,3 @@ def check_integer_only(model_content):
     if problems:
         raise ConversionError("INT8 model is not integer-only: " + "; ".join(problems))
     return report
-
-
-class TFLiteStylizer:
-    """Runs a converted model on one uint8 [H, W, 3] image at its own size."""
-
-    def __init__(self, model_content=None, model_path=None, num_threads=None):
-        self.interp = interpreter(model_content=model_content, model_path=model_path, num_threads=num_threads)
-        self.input = self.interp.get_input_details()[0]
-        self.output = self.interp.get_output_details()[0]
-        self.shape = None
-
-    def __call__(self, image):
-        """uint8 [H, W, 3] -> float32 [H, W, 3] in 0..255."""
-        h, w = image.shape[:2]
-        if self.shape != (h, w):
-            self.interp.resize_tensor_input(self.input["index"], [1, h, w, 3], strict=False)
-            self.interp.allocate_tensors()
-            self.shape = (h, w)
-            self.input = self.interp.get_input_details()[0]
-            self.output = self.interp.get_output_details()[0]
-        x = image[None].astype(np.float32)
-        scale, zero = self.input["quantization"]
-        if self.input["dtype"] in (np.uint8, np.int8):
-            info = np.iinfo(self.input["dtype"])
-            x = np.clip(np.round(x / scale + zero), info.min, info.max).astype(self.input["dtype"])
-        self.interp.set_tensor(self.input["index"], x)
-        self.interp.invoke()
-        y = self.interp.get_tensor(self.output["index"])[0]
-        scale, zero = self.output["quantization"]
-        if self.output["dtype"] in (np.uint8, np.int8):
-            y = (y.astype(np.float32) - zero) * scale
-        return np.clip(y.astype(np.float32), 0.0, 255.0)

@@ -32,14 +32,14 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    from tfstyle import models, styles, stylize
+    from tfstyle import models, styles, stylize, tiling
 
     try:
         failures = stylize.run(
             argv[1:], FLAGS.style, FLAGS.model, FLAGS.runs_dir, FLAGS.saved_models, FLAGS.max_size,
             FLAGS.tile_size, FLAGS.tile_overlap, FLAGS.stats_size, FLAGS.preserve_color,
         )
-    except (stylize.StylizeError, models.ModelError, styles.UnknownStyleError, FileNotFoundError) as e:
+    except (stylize.StylizeError, tiling.TilingError, models.ModelError, styles.UnknownStyleError, FileNotFoundError) as e:
         common.fail(e, 2 if isinstance(e, stylize.StylizeError) and str(e).startswith("usage:") else 1)
     if failures:
         return 1
