@@ -45,7 +45,7 @@ BLOCKS_1_TO_3 = Recipe(
     name="VGG19 blocks 1-3",
     style_layers=("block1_conv1", "block2_conv1", "block3_conv1"),
     content_layer="block2_conv2",
-    content_weight=30.0, style_weight=100.0, tv_weight=50.0, style_size=512)
+    content_weight=100.0, style_weight=100.0, tv_weight=50.0, style_size=512)
 
 DEFAULT = FULL_VGG19
 
