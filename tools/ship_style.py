@@ -1,0 +1,70 @@
+"""Ship a trained style with the package: ``tfstyle/pretrained/<style>.npz`` (float16) and its reference output.
+
+    python tools/ship_style.py --run=RUN_DIR [--weights=CHECKPOINT] --summary="..."
+
+Reads the run's ``config.json`` (loss network, recipe, steps) into the card
+that ``tfstyle styles`` prints, and writes ``tests/data/<style>_reference.npz``:
+a small fixed input and the shipped network's uint8 output on it, which the
+tests compare against so a change that alters the shipped styles' pictures fails.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from tfstyle import models  # noqa: E402
+
+REFERENCE_DIR = os.path.join(ROOT, "tests", "data")
+
+
+def reference_input():
+    """A fixed 40x56 test card (gradients and edges): the same on every machine, no photo needed."""
+    y, x = np.mgrid[0:40, 0:56].astype(np.float32)
+    image = np.stack([x / 55 * 255, y / 39 * 255, ((x // 8 + y // 8) % 2) * 200 + 30], axis=-1)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def reference_path(style):
+    return os.path.join(REFERENCE_DIR, f"{style}_reference.npz")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--run", required=True, help="the training run folder (with config.json)")
+    p.add_argument("--weights", default="", help="weights to ship (default: the run's transformer.weights.h5)")
+    p.add_argument("--summary", required=True, help="one line for `tfstyle styles`")
+    p.add_argument("--step", type=int, default=0, help="the step of --weights (default: the run's final step)")
+    args = p.parse_args(argv)
+    config = json.load(open(os.path.join(args.run, "config.json")))
+    weights = args.weights or os.path.join(args.run, "transformer.weights.h5")
+    style = os.path.basename(os.path.normpath(args.run))
+    model = models.load_transformer(weights)
+    card = {
+        "style": style,
+        "summary": args.summary,
+        "steps": args.step or config["final_step"],
+        "loss_network": os.path.basename(config["vgg_weights"]),
+        "loss": {k: config[k] for k in ("style_layers", "content_layer", "content_weight", "style_weight", "tv_weight",
+                                        "style_size")},
+        "training": {k: config[k] for k in ("image_size", "batch_size", "lr", "lr_schedule", "data_dir")},
+    }
+    path = models.pretrained_path(style)
+    models.save_pretrained(model, path, card)
+    shipped = models.load_transformer(path)
+    image = reference_input()
+    output = np.clip(np.round(shipped(image[None].astype(np.float32))[0].numpy()), 0, 255).astype(np.uint8)
+    os.makedirs(REFERENCE_DIR, exist_ok=True)
+    np.savez_compressed(reference_path(style), input=image, output=output)
+    float32 = model(image[None].astype(np.float32))[0].numpy()
+    print(f"wrote {path} ({os.path.getsize(path) / 1e6:.2f} MB) and {reference_path(style)}; float16 vs float32 "
+          f"weights: max output difference {np.abs(float32 - output).max():.2f} levels")
+
+
+if __name__ == "__main__":
+    main()
