@@ -29,7 +29,7 @@ def transformer_macs(h, w, textbook=False):
     """Multiply-adds of all convs of the transformer for an h x w input (padded to a multiple of 4).
 
     ``textbook=True`` counts the textbook layers (upsample, then k x k conv; 9x9 convs at full
-    resolution): the peer's, and tfstyle's before the speed work."""
+    resolution), as in pytorch/examples' fast_neural_style."""
     h, w = h + (-h) % 4, w + (-w) % 4
 
     def taps(k, space_to_depth=False, upsample=False):

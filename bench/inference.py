@@ -71,13 +71,13 @@ def main():
     p.add_argument("--weights", default="", help="transformer .weights.h5 (default: random init)")
     p.add_argument("--calibration_dir", default=DEFAULT_CALIBRATION, help="photos for INT8 calibration")
     p.add_argument("--layers", choices=("current", "before"), default="current",
-                   help="'before': the MIRROR_PAD / tf.nn.moments / resize / full-resolution 9x9 conv layers tfstyle had before the speed work")
+                   help="'before': the MIRROR_PAD / tf.nn.moments / resize / full-resolution 9x9 conv layers of the textbook network (pytorch/examples' fast_neural_style)")
     p.add_argument("--quick", action="store_true", help="64 px, 1 repeat: for tests")
     args = p.parse_args()
     if args.layers == "before":
-        import profile_ops
+        from tfstyle.testing import textbook
 
-        profile_ops.use_before_layers()
+        textbook.use_textbook_layers()
     sizes = [64] if args.quick else [int(s) for s in args.sizes.split(",")]
     repeats = 1 if args.quick else args.repeats
     paths = args.paths.split(",")

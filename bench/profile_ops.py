@@ -26,13 +26,14 @@ import numpy as np  # noqa: E402
 from keras import layers  # noqa: E402
 
 from tfstyle import transformer as T  # noqa: E402
+from tfstyle.testing import textbook  # noqa: E402
 
 
 def network_ops(size, before=False):
     """(kind, name, input shape [1, H, W, C], layer factory) for every op of the net at size x size.
 
-    ``before``: the upsampling as it was before the speed work (resize, pad, 3x3 conv at 2x)
-    and the 9x9 convs as plain convs (``use_before_layers`` swaps the rest).
+    ``before``: the upsampling in its textbook form (resize, pad, 3x3 conv at 2x)
+    and the 9x9 convs as plain convs (``textbook.use_textbook_layers`` swaps the rest).
     """
     ops = []
     s = size + (-size) % 4
@@ -89,40 +90,12 @@ class ResidualAddStandIn(layers.Layer):
 
 
 class ResizeNearestStandIn(layers.Layer):
-    """The x2 upsampling tfstyle had before the speed work: a resize op with a computed size."""
+    """The x2 upsampling of the textbook network (pytorch/examples' fast_neural_style): a resize op with a computed size."""
 
     def call(self, x):
         import tensorflow as tf
 
         return tf.cast(tf.image.resize(x, tf.shape(x)[1:3] * 2, method="nearest"), x.dtype)
-
-
-def use_before_layers():
-    """Swaps in the layer code tfstyle had before the speed work (MIRROR_PAD, tf.nn.moments, resize + 3x3 conv at 2x,
-    9x9 convs at full resolution)."""
-    import tensorflow as tf
-
-    def reflect_pad(self, x):
-        p = self.padding
-        return tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]], mode="REFLECT")
-
-    def moments_norm(self, x):
-        x32 = tf.cast(x, tf.float32)
-        mean, variance = tf.nn.moments(x32, axes=[1, 2], keepdims=True)
-        y = (x32 - mean) * tf.math.rsqrt(variance + self.epsilon)
-        y = y * tf.cast(self.scale, tf.float32) + tf.cast(self.offset, tf.float32)
-        return tf.cast(y, self.compute_dtype)
-
-    def textbook_conv(self, x):
-        if self.upsample == 1:
-            return layers.Conv2D.call(self, x)  # Keras' own conv, also for space_to_depth=2
-        x = tf.image.resize(x, tf.shape(x)[1:3] * 2, method="nearest")
-        x = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="REFLECT")
-        return tf.nn.conv2d(x, tf.cast(self.kernel, x.dtype), 1, "VALID") + tf.cast(self.bias, x.dtype)
-
-    T.ReflectionPadding2D.call = reflect_pad
-    T.InstanceNormalization.call = moments_norm
-    T.Conv2D.call = textbook_conv
 
 
 def calibration(shape, n=4):
@@ -139,12 +112,12 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--layers", choices=("current", "before"), default="current",
-                   help="'before': the MIRROR_PAD / tf.nn.moments / resize / full-resolution 9x9 conv layers tfstyle had before the speed work")
+                   help="'before': the MIRROR_PAD / tf.nn.moments / resize / full-resolution 9x9 conv layers of the textbook network (pytorch/examples' fast_neural_style)")
     p.add_argument("--ops", default="", help="comma list of op names to time (default: all), e.g. down1_conv,out_conv")
     p.add_argument("--quick", action="store_true", help="64 px, 1 repeat, a few ops: for tests")
     args = p.parse_args()
     if args.layers == "before":
-        use_before_layers()
+        textbook.use_textbook_layers()
     if args.quick:
         args.size, args.repeats = 64, 1
     common.set_threads(args.threads)

@@ -31,7 +31,7 @@ def run_one(args):
     if args.strategy == "mirrored":
         gpus = tf.config.list_physical_devices("GPU")
         if len(gpus) < 2:
-            # Two logical devices on the first GPU or on the CPU, as the issue asks.
+            # Two logical devices on the first GPU or on the CPU: the mirrored code path on one device.
             dev = gpus[0] if gpus else tf.config.list_physical_devices("CPU")[0]
             conf = tf.config.LogicalDeviceConfiguration
             if gpus:

@@ -73,7 +73,7 @@ def test_folder_with_bad_files_trains_and_reports_skipped(tmp_path):
 
 
 def test_folder_of_only_unusable_images_ends_in_one_line_not_a_hang(tmp_path):
-    """Files that pass the header scan but fail to decode (truncated JPEG) used to be filtered forever."""
+    """Files that pass the header scan but fail to decode (a truncated JPEG) must not be filtered forever."""
     zoo = make_zoo(str(tmp_path / "zoo"), os.path.join(TRAIN_DIR, sorted(os.listdir(TRAIN_DIR))[0]))
     bad = tmp_path / "bad"
     bad.mkdir()

@@ -14,29 +14,7 @@ from keras import layers
 
 from tfstyle import litert
 from tfstyle import transformer as T
-
-
-def reference_pad(layer, x):
-    p = layer.padding
-    return tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]], mode="REFLECT")
-
-
-def reference_conv(layer, x):
-    """What a ``T.Conv2D`` computes, in textbook ops: a plain conv (also for ``space_to_depth=2``), or for
-    ``upsample=2`` resize x2 (nearest), reflection pad 1, 3x3 conv at the high resolution."""
-    if layer.upsample == 1:
-        return tf.nn.conv2d(x, layer.kernel, layer.strides, "VALID") + layer.bias
-    x = tf.image.resize(x, tf.shape(x)[1:3] * 2, method="nearest")
-    x = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="REFLECT")
-    return tf.nn.conv2d(x, tf.cast(layer.kernel, x.dtype), 1, "VALID") + tf.cast(layer.bias, x.dtype)
-
-
-def reference_norm(layer, x):
-    x32 = tf.cast(x, tf.float32)
-    mean, variance = tf.nn.moments(x32, axes=[1, 2], keepdims=True)
-    y = (x32 - mean) * tf.math.rsqrt(variance + layer.epsilon)
-    y = y * tf.cast(layer.scale, tf.float32) + tf.cast(layer.offset, tf.float32)
-    return tf.cast(y, layer.compute_dtype)
+from tfstyle.testing.textbook import reference_conv, reference_norm, reference_pad
 
 
 @pytest.mark.parametrize("padding", [0, 1, 4])

@@ -140,11 +140,11 @@ def quantization_friendly(model, calibration):
       epsilon is scaled by s**2: instance norm cancels a per-channel factor and a
       per-channel offset, so the float function is unchanged, but the conv output
       and the norm's squared deviations no longer mix channels of very different
-      ranges in one int8 scale (small channels used to square to 0 and saturate RSQRT);
+      ranges in one int8 scale (small channels would square to 0 and saturate RSQRT);
     * the output tanh gets a clipped input (``_clip_output_conv``, ``_ScaledTanh``);
     * the upsampling convs take their textbook form (``_HighResolutionUpsampleConv``).
 
-    Measured on a net trained 400 steps: INT8 vs float PSNR 27.4 -> 32.3 dB (6 eval photos).
+    The INT8 vs float PSNR these rewrites give is in docs/SERVING.md.
     """
     copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())

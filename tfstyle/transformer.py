@@ -118,7 +118,7 @@ class Conv2D(layers.Conv2D):
     are the 9x9 kernel shifted by the phase (p, q) and zero-padded to 10x10, so one
     5x5 conv with 4x the output channels followed by ``depth_to_space`` gives the
     same output: 23% more multiply-adds (the zero taps), measured 3x faster for the
-    output conv in float and INT8 (docs/RESULTS.md, item 6). Needs an even input H
+    output conv in float and INT8 (docs/RESULTS.md). Needs an even input H
     and W (the transformer pads to a multiple of 4); the kernel keeps its 9x9 shape.
     """
 

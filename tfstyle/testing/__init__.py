@@ -1,0 +1,1 @@
+"""Helpers for tfstyle's tests and benchmarks."""
