@@ -18,7 +18,7 @@ def test_list_images_is_recursive_and_filters_extensions(zoo):
     names = {os.path.relpath(p, zoo) for p in list_images(zoo)}
     assert os.path.join("nested", "deeper.webp") in names
     assert "notes.txt" not in names
-    assert len(names) == 12
+    assert len(names) == 14
 
 
 @pytest.mark.parametrize("name,shape", [("gray.png", (40, 50, 3)), ("rgba.png", (40, 50, 3)), ("deep16.png", (40, 50, 3)),
@@ -57,7 +57,7 @@ def test_pipeline_skips_and_counts_unusable_files(zoo):
     batches = [b.numpy() for b in ds.take(12)]  # 24 crops: every file comes up at least twice
     assert all(b.shape == (2, 32, 32, 3) and b.dtype == np.float32 for b in batches)
     assert all(np.isfinite(b).all() and b.min() >= 0 and b.max() <= 255 for b in batches)
-    assert sorted(os.path.basename(p) for p in skipped.reasons) == sorted(BAD_FILES)
+    assert sorted(os.path.basename(p) for p in skipped.reasons) == sorted(BAD_FILES + ("one_pixel.png",))
 
 
 def test_flat_crops_are_dropped():
@@ -83,9 +83,11 @@ def test_missing_or_empty_folder_is_a_data_error(tmp_path):
         data.folder_dataset(str(tmp_path), 32, 2)
 
 
-def test_tfds_pipeline_on_mocked_coco():
+def test_tfds_pipeline_on_mocked_coco(monkeypatch):
     """The TFDS path, on tfds' own mock of coco/2017 (the real data needs a download)."""
     import tensorflow_datasets as tfds
+
+    monkeypatch.setattr(data, "reachable", lambda url, timeout=5.0: True)  # the mock "downloads" nothing
 
     with tfds.testing.mock_data(num_examples=6):
         batch = next(iter(data.tfds_dataset("coco/2017", image_size=32, batch_size=3)))
@@ -95,3 +97,15 @@ def test_tfds_pipeline_on_mocked_coco():
 def test_unknown_tfds_dataset_is_a_data_error():
     with pytest.raises(data.DataError, match="no_such_dataset"):
         data.tfds_dataset("no_such_dataset", 32, 2)
+
+
+def test_tfds_dataset_not_downloaded_fails_at_once_when_offline(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "reachable", lambda url, timeout=5.0: False)
+    with pytest.raises(data.DataError) as e:
+        data.tfds_dataset("coco/2017", 64, 2, data_dir=str(tmp_path))
+    message = str(e.value)
+    assert "'coco/2017': not downloaded in" in message and "cannot be reached" in message and "--data_dir" in message
+
+
+def test_reachable_is_false_for_a_closed_port():
+    assert not data.reachable("http://127.0.0.1:9/", timeout=1.0)

@@ -139,15 +139,44 @@ def _image(image, ok):
     return image
 
 
+def reachable(url, timeout=5.0):
+    """Whether a TCP connection to ``url``'s host opens within ``timeout`` seconds."""
+    import socket
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    try:
+        socket.create_connection((parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)), timeout).close()
+        return True
+    except (OSError, TypeError, ValueError):
+        return False
+
+
 def tfds_dataset(name, image_size, batch_size, data_dir=None, split="train"):
-    """Infinite batches of random crops from a TFDS image dataset such as ``coco/2017``."""
+    """Infinite batches of random crops from a TFDS image dataset such as ``coco/2017``.
+
+    A dataset not yet downloaded is downloaded and prepared first (COCO: ~19 GB);
+    offline, that fails at once instead of after minutes of retries.
+    """
     import tensorflow_datasets as tfds
 
+    def fail(reason):
+        return DataError(f"tensorflow-datasets '{name}': {reason}; use --data_dir=FOLDER for your own photos")
+
     try:
-        ds = tfds.load(name, split=split, data_dir=data_dir, shuffle_files=True)
+        builder = tfds.builder(name, data_dir=data_dir)
+    except Exception as e:  # unknown names and broken installs raise many types
+        raise fail(f"cannot load ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    if not builder.is_prepared():
+        homepage = builder.info.homepage or ""
+        if homepage and not reachable(homepage):
+            raise fail(f"not downloaded in {builder.data_dir} and {homepage} cannot be reached (offline?)")
+        logging.info("downloading and preparing %s into %s (once; COCO is ~19 GB)", name, builder.data_dir)
+    try:
+        builder.download_and_prepare()
+        ds = builder.as_dataset(split=split, shuffle_files=True)
     except Exception as e:
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise DataError(f"tensorflow-datasets '{name}': cannot load ({reason}); use --data_dir=FOLDER for your own photos") from None
+        raise fail(f"cannot load ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
     ds = ds.map(lambda ex: ex["image"], num_parallel_calls=tf.data.AUTOTUNE).shuffle(1000).repeat()
     return _batch(ds, image_size, batch_size)
 
