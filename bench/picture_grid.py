@@ -1,6 +1,11 @@
-"""A picture grid for docs/RESULTS.md: content | Gatys (L-BFGS) | tfstyle, one row per photo.
+"""Pictures to judge a style by: photo | Gatys L-BFGS | tfstyle float | tfstyle INT8, a row per photo and style.
 
-``python bench/picture_grid.py --weights=runs/mosaic/transformer.weights.h5 --vgg_weights=random --out=docs/results_grid.png``
+``python bench/picture_grid.py --styles=mosaic --vgg_weights=../shared/weights/vgg19_imagenet_block1_to_block3.npz --out=docs/results_grid.png``
+
+Each style's network is found as ``tfstyle stylize`` finds it (``--weights`` overrides it for a
+single style); the INT8 column runs ``<saved_models>/<style>_int8.tflite``, the file ``tfstyle export``
+ships (left out where there is none). Gatys optimizes the loss the network was trained with: the
+shipped style's card or the recipe for ``--vgg_weights``.
 """
 
 import argparse
@@ -14,49 +19,85 @@ import common  # noqa: E402,F401  (quiet TF, repo on sys.path)
 import numpy as np  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
-from tfstyle import gatys, styles, vgg  # noqa: E402
+from tfstyle import gatys, litert, models, recipes, styles, vgg  # noqa: E402
 from tfstyle.images import list_images, load_image, resize_longer_side  # noqa: E402
-from tfstyle.transformer import build_transformer  # noqa: E402
+
+LABEL_HEIGHT = 16
+
+
+def loss_settings(weights_path, vgg_weights):
+    """The loss the network was trained with: its shipped card, else the recipe for ``vgg_weights``."""
+    card = models.pretrained_card(weights_path) if weights_path.endswith(".npz") else {}
+    _, settings = recipes.complete(vgg_weights, **card.get("loss", {}))
+    return settings
+
+
+def style_rows(style, weights_path, int8_path, photos, size, iterations, vgg_weights):
+    net = models.load_transformer(weights_path)
+    settings = loss_settings(weights_path, vgg_weights)
+    loss_network = vgg.build_loss_network(vgg_weights, settings["style_layers"], settings["content_layer"])
+    style_image = styles.load_style_image(style, settings["style_size"])
+    weights = {k: settings[k] for k in ("content_weight", "style_weight", "tv_weight")}
+    int8 = litert.TFLiteStylizer(model_path=int8_path) if int8_path and os.path.isfile(int8_path) else None
+    rows = []
+    for path in photos:
+        photo = resize_longer_side(load_image(path), size, upscale=True)
+        fast = np.clip(net(photo[None].astype(np.float32), training=False).numpy()[0], 0, 255)
+        slow, _ = gatys.stylize(photo.astype(np.float32), style_image, loss_network, weights, iterations=iterations,
+                                record_every=0)
+        row = [photo, slow, fast] + ([int8(photo)] if int8 else [])
+        rows.append(np.round(np.concatenate(row, axis=1)).astype(np.uint8))
+    columns = ["photo", f"Gatys L-BFGS x{iterations}", f"tfstyle {style} (float)"] + (["tfstyle INT8 TFLite"] if int8 else [])
+    return rows, columns
+
+
+def labelled(rows, columns):
+    grid = Image.fromarray(np.concatenate(rows, axis=0))
+    out = Image.new("RGB", (grid.width, grid.height + LABEL_HEIGHT), "white")
+    draw = ImageDraw.Draw(out)
+    width = grid.width // len(columns)
+    for i, text in enumerate(columns):
+        draw.text((i * width + 4, 2), text, fill="black")
+    out.paste(grid, (0, LABEL_HEIGHT))
+    return out
 
 
 def main():
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--style", default="mosaic")
-    p.add_argument("--weights", required=True)
-    p.add_argument("--images", default=os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..",
-                                                    "shared", "data", "content", "eval"))
-    p.add_argument("--count", type=int, default=2, help="photos (rows)")
-    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--styles", default="mosaic", help="comma list of style names")
+    p.add_argument("--weights", default="", help="weights for a single style (default: as tfstyle stylize finds them)")
+    p.add_argument("--runs_dir", default="runs")
+    p.add_argument("--saved_models", default=os.path.join(repo, "saved_models"), help="where <style>_int8.tflite is")
+    p.add_argument("--images", default=os.path.join(repo, "..", "shared", "data", "content", "eval"))
+    p.add_argument("--photos", default="kodim01.png,kodim05.png,kodim23.png", help="comma list of file names in --images")
+    p.add_argument("--size", type=int, default=256, help="longer side of the photos")
     p.add_argument("--iterations", type=int, default=100)
     p.add_argument("--vgg_weights", default="imagenet")
     p.add_argument("--out", default="docs/results_grid.png")
-    p.add_argument("--quick", action="store_true", help="1 photo, 32 px, 2 iterations: for tests")
+    p.add_argument("--quick", action="store_true", help="the first photo of --images, 32 px, 2 iterations: for tests")
     args = p.parse_args()
-    if args.quick:
-        args.count, args.size, args.iterations = 1, 32, 2
-    net = build_transformer()
-    net.load_weights(args.weights)
-    loss_network = vgg.build_loss_network(args.vgg_weights)
-    style = styles.load_style_image(args.style, 512 if not args.quick else 64)
-    rows = []
-    for path in list_images(args.images)[: args.count]:
-        photo = resize_longer_side(load_image(path), args.size, upscale=True).astype(np.float32)
-        fast = np.clip(net(photo[None], training=False).numpy()[0], 0, 255)
-        slow, _ = gatys.stylize(photo, style, loss_network, iterations=args.iterations, record_every=0)
-        rows.append(np.concatenate([photo, slow, fast], axis=1))
-    grid = Image.fromarray(np.round(np.concatenate(rows, axis=0)).astype(np.uint8))
-    label = Image.new("RGB", (grid.width, 16), "white")
-    draw = ImageDraw.Draw(label)
-    w = grid.width // 3
-    for i, text in enumerate(["content", f"Gatys L-BFGS x{args.iterations}", "tfstyle (one pass)"]):
-        draw.text((i * w + 4, 2), text, fill="black")
-    out = Image.new("RGB", (grid.width, grid.height + 16), "white")
-    out.paste(label, (0, 0))
-    out.paste(grid, (0, 16))
+    names = [s for s in args.styles.split(",") if s]
+    if args.weights and len(names) != 1:
+        raise SystemExit("error: --weights needs exactly one style in --styles")
+    photos = list_images(args.images)[:1] if args.quick else [os.path.join(args.images, n) for n in args.photos.split(",")]
+    size, iterations = (32, 2) if args.quick else (args.size, args.iterations)
+    sheets = []
+    for style in names:
+        weights = models.find_weights(style, args.runs_dir, args.weights or None)
+        rows, columns = style_rows(style, weights, os.path.join(args.saved_models, f"{style}_int8.tflite"), photos,
+                                   size, iterations, args.vgg_weights)
+        sheets.append(labelled(rows, columns))
+    out = Image.new("RGB", (max(s.width for s in sheets), sum(s.height for s in sheets)), "white")
+    y = 0
+    for sheet in sheets:
+        out.paste(sheet, (0, y))
+        y += sheet.height
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     out.save(args.out, optimize=True)
-    common.emit({"bench": "picture_grid", "out": args.out, "bytes": os.path.getsize(args.out), "rows": len(rows),
-                 "size": args.size, "iterations": args.iterations, "vgg_weights": args.vgg_weights})
+    common.emit({"bench": "picture_grid", "out": args.out, "bytes": os.path.getsize(args.out), "styles": names,
+                 "photos": [os.path.basename(p) for p in photos], "size": size, "iterations": iterations,
+                 "vgg_weights": args.vgg_weights})
 
 
 if __name__ == "__main__":

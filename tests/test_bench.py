@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from conftest import REPO, TRAIN_DIR
 
 
 def run_bench(script, *args, timeout=400):
@@ -62,17 +62,24 @@ def test_profile_ops_quick():
 def test_picture_grid_quick(tmp_path):
     import keras
 
+    from tfstyle import tflite
     from tfstyle.transformer import build_transformer
 
     keras.utils.set_random_seed(0)
+    model = build_transformer()
     weights = str(tmp_path / "t.weights.h5")
-    build_transformer().save_weights(weights)
+    model.save_weights(weights)
+    exports = tmp_path / "exports"
+    tflite.write_atomic(str(exports / "mosaic_int8.tflite"),
+                        tflite.convert(model, "int8", tflite.representative_crops(TRAIN_DIR, 4, 32)))
     out = tmp_path / "grid.png"
-    (line,) = run_bench("picture_grid.py", f"--weights={weights}", "--vgg_weights=random", f"--out={out}")
+    (line,) = run_bench("picture_grid.py", f"--weights={weights}", "--vgg_weights=random", f"--out={out}",
+                        f"--images={TRAIN_DIR}", f"--saved_models={exports}")
     from PIL import Image
 
     grid = Image.open(out)
-    assert line["rows"] == 1 and grid.width % 3 == 0 and grid.height > 16  # 3 tiles side by side under a label
+    assert line["styles"] == ["mosaic"] and len(line["photos"]) == 1
+    assert grid.width == 4 * 32 and 16 < grid.height <= 16 + 32  # photo | Gatys | float | INT8 under a label
 
 
 def test_report_turns_lines_into_tables(tmp_path):
