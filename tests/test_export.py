@@ -166,9 +166,9 @@ def test_corrupt_bytes_give_a_clear_error(loaded, data):
     with pytest.raises(tf.errors.InvalidArgumentError) as info:
         loaded.signatures["stylize_bytes"](image_bytes=tf.constant([data]))
     message = str(info.value)
-    assert "image_bytes" in message or "PNG" in message or "image" in message.lower()
-    if data[:4] != b"\x89PNG":
-        assert "image_bytes:" in message
+    # A known header with a broken body fails in the decoder (which names the format); anything else
+    # fails the signature's own checks, which name the input.
+    assert ("PNG" if data.startswith(b"\x89PNG") else "image_bytes:") in message
 
 
 def test_failed_export_leaves_previous_version_intact(model, tmp_path, monkeypatch, photo):

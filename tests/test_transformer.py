@@ -1,6 +1,9 @@
+import keras
 import numpy as np
 import pytest
 
+from tfstyle import transformer as T
+from tfstyle import vgg
 from tfstyle.transformer import InstanceNormalization, build_transformer
 
 
@@ -36,3 +39,44 @@ def test_instance_norm_matches_numpy():
     var = x.var(axis=(1, 2), keepdims=True)
     expected = (x - mean) / np.sqrt(var + 1e-5) * layer.scale.numpy() + layer.offset.numpy()
     np.testing.assert_allclose(layer(x).numpy(), expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: T.ReflectionPadding2D(2),
+    lambda: T.InstanceNormalization(epsilon=1e-3),
+    lambda: T.Conv2D(8, 3, strides=2),
+    lambda: T.Conv2D(8, 3, upsample=2),
+    lambda: T.Conv2D(8, 9, space_to_depth=2),
+    lambda: T.PadToMultiple(4),
+    lambda: vgg.VGGPreprocess(),
+], ids=["pad", "norm", "conv", "upsample_conv", "space_to_depth_conv", "pad_to_multiple", "vgg_preprocess"])
+def test_registered_layers_round_trip_through_their_config(make):
+    layer = make()
+    x = np.random.default_rng(0).uniform(0, 255, (1, 12, 16, 3)).astype(np.float32)
+    y = layer(x)
+    again = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    assert type(again) is type(layer) and again.get_config() == layer.get_config()
+    again(x)  # build
+    again.set_weights(layer.get_weights())
+    np.testing.assert_allclose(again(x), y, rtol=1e-6, atol=1e-5)
+
+
+def test_crop_like_round_trips_through_its_config():
+    layer = T.CropLike()
+    again = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    x, reference = np.ones((1, 12, 16, 3), np.float32), np.ones((1, 9, 10, 3), np.float32)
+    assert again([x, reference]).shape == (1, 9, 10, 3)
+
+
+def test_whole_transformer_round_trips_through_keras_format(tmp_path):
+    model = T.build_transformer()
+    path = str(tmp_path / "transformer.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    x = np.random.default_rng(1).uniform(0, 255, (1, 20, 28, 3)).astype(np.float32)
+    np.testing.assert_allclose(loaded(x), model(x), atol=1e-3)
+
+
+def test_smallest_accepted_side_is_min_side(transformer):
+    out = transformer(np.zeros((1, T.MIN_SIDE, T.MIN_SIDE + 2, 3), np.float32))
+    assert out.shape == (1, T.MIN_SIDE, T.MIN_SIDE + 2, 3)
