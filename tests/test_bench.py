@@ -5,7 +5,11 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO, TRAIN_DIR
+
+pytestmark = pytest.mark.slow  # subprocesses, conversions or servers: the quick tier skips them
 
 
 def run_bench(script, *args, timeout=400):

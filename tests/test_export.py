@@ -25,6 +25,8 @@ from tfstyle.transformer import build_transformer
 sys.path.insert(0, os.path.join(REPO, "examples"))
 import rest_client  # noqa: E402
 
+pytestmark = pytest.mark.slow  # subprocesses, conversions or servers: the quick tier skips them
+
 
 @pytest.fixture(scope="module")
 def model():

@@ -22,6 +22,8 @@ import tensorflow as tf
 from serve_support import (REPO, STYLE_NAMES, b64, copy_version, decode_png, encode, export_blend,
                            export_transformer, free_port, photo, request, running_server, wait_for)
 
+pytestmark = pytest.mark.slow  # subprocesses, conversions or servers: the quick tier skips them
+
 MAX_BODY_MB = 1
 MAX_PIXELS = 1_000_000
 

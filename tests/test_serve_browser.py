@@ -13,6 +13,8 @@ import pytest
 
 from serve_support import STYLE_NAMES, encode, export_blend, export_transformer, photo, running_server
 
+pytestmark = pytest.mark.slow  # subprocesses, conversions or servers: the quick tier skips them
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

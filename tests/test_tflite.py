@@ -17,6 +17,8 @@ from tfstyle import litert, tflite
 from tfstyle.images import list_images, load_image
 from tfstyle.transformer import build_transformer
 
+pytestmark = pytest.mark.slow  # subprocesses, conversions or servers: the quick tier skips them
+
 
 @pytest.fixture(scope="module")
 def model():

@@ -14,6 +14,8 @@ import pytest
 from conftest import REPO, TRAIN_DIR
 from images_zoo import BAD_FILES, make_zoo
 
+pytestmark = pytest.mark.slow  # subprocesses, conversions or servers: the quick tier skips them
+
 TINY_FLAGS = ["--vgg_weights=random", "--image_size=32", "--style_size=32", "--batch_size=2", "--preview_every=0"]
 
 
