@@ -106,6 +106,7 @@ def train(config):
     # With gradient accumulation Keras' `iterations` already counts optimizer updates, not batches.
     steps_of = lambda m: int(m.optimizer.iterations.numpy())  # noqa: E731
     preview_images = data.first_batch(dataset, skipped)[: config.preview_count]
+    write_config(out_dir, config, precision_used=precision, final_step=None)  # what a run in progress uses
     backup = cb.SafeBackupAndRestore(os.path.join(out_dir, "backup"), steps_of, double_checkpoint=True,
                                      delete_checkpoint=False)  # kept, so the same command run again resumes at the end
     callbacks = [
@@ -134,12 +135,19 @@ def train(config):
             "lower --lr or the loss weights, or use --precision=float32, and run the same command again")
     final = os.path.join(out_dir, "transformer.weights.h5")
     cb.save_weights_atomically(model.transformer, final)
-    with open(os.path.join(out_dir, "config.json"), "w") as f:
-        json.dump({**dataclasses.asdict(config), "precision_used": precision, "final_step": step,
-                   "skipped_files": len(skipped)}, f, indent=2)
+    write_config(out_dir, config, precision_used=precision, final_step=step, skipped_files=len(skipped))
     logging.info("finished at step %d; transformer weights in %s", step, final)
     print(f"wrote {final}")
     return final
+
+
+def write_config(out_dir, config, **extra):
+    """``<out_dir>/config.json``: the run's settings (recipe filled in) and ``extra``, written atomically."""
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, "config.json")
+    with open(path + ".tmp", "w") as f:
+        json.dump({**dataclasses.asdict(config), **extra}, f, indent=2)
+    os.replace(path + ".tmp", path)
 
 
 def validate(config):

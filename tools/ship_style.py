@@ -19,6 +19,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from tfstyle import models  # noqa: E402
+from tfstyle.images import list_images  # noqa: E402
 
 REFERENCE_DIR = os.path.join(ROOT, "tests", "data")
 
@@ -52,8 +53,12 @@ def main(argv=None):
         "loss_network": os.path.basename(config["vgg_weights"]),
         "loss": {k: config[k] for k in ("style_layers", "content_layer", "content_weight", "style_weight", "tv_weight",
                                         "style_size")},
-        "training": {k: config[k] for k in ("image_size", "batch_size", "lr", "lr_schedule", "data_dir")},
+        "training": {**{k: config[k] for k in ("image_size", "batch_size", "lr", "lr_schedule", "steps")},
+                     "photos": f"{len(list_images(config['data_dir']))} photos of "
+                               f"{os.path.join(*config['data_dir'].rstrip(os.sep).split(os.sep)[-2:])}"},
     }
+    if not card["steps"]:
+        raise SystemExit("error: the run has not finished: pass --step (the step of --weights)")
     path = models.pretrained_path(style)
     models.save_pretrained(model, path, card)
     shipped = models.load_transformer(path)
