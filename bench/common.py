@@ -106,12 +106,9 @@ def _finish(converter, mode, calibration, io_int8):
 
 def convert_transformer(model, mode, calibration=None):
     """The transformer as TFLite bytes: tfstyle.tflite's converter (dynamic H x W, uint8 I/O for int8)."""
-    import contextlib
-
     from tfstyle import tflite
 
-    with contextlib.redirect_stdout(sys.stderr):  # the converter prints "Saved artifact ..." on stdout
-        return tflite.convert(model, mode, calibration)
+    return tflite.convert(model, mode, calibration)
 
 
 def tflite_runner(model_content, shape, threads=2):

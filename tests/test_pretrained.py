@@ -66,3 +66,5 @@ def test_stylize_and_export_work_right_after_install_with_no_training(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert models.is_savedmodel_dir(str(tmp_path / "exports" / style / "1"))
     assert f"wrote SavedModel  {tmp_path / 'exports' / style / '1'}" in result.stdout
+    assert all(line.startswith("wrote ") for line in result.stdout.splitlines())  # no converter chatter
+    assert "Saved artifact" not in result.stderr and "signature_serialization" not in result.stderr

@@ -8,8 +8,11 @@ Use the quantization parameters of the input and output tensors to map between
 pixels and the uint8 values (``run_tflite`` does).
 """
 
+import contextlib
+import io
 import os
 import uuid
+import warnings
 
 import keras
 import numpy as np
@@ -206,7 +209,11 @@ def _convert(converter, mode, calibration):
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
     try:
-        return converter.convert()
+        # Keras' export prints each artifact's signature on stdout, and the converter warns that uint8
+        # inputs have no statistics (they need none: scale 1, zero point 0); neither is for users.
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
+            return converter.convert()
     except Exception as e:  # the converter raises ConverterError and friends
         raise ConversionError(f"{mode} conversion failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
 
