@@ -164,3 +164,13 @@ def test_cli_corrupt_file_is_a_one_line_error(weights, tmp_path):
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith(f"error: {bad}: ")
     assert not (tmp_path / "out.jpg").exists()
+
+
+def test_cli_image_smaller_than_the_network_accepts_is_a_one_line_error(weights, tmp_path):
+    tiny = tmp_path / "one_pixel.png"
+    Image.new("RGB", (1, 1), (10, 200, 30)).save(tiny)
+    result = run_cli(f"--model={weights}", str(tiny), str(tmp_path / "out.png"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: {tiny}: 1x1 pixels is too small: the network needs at least 5 on each side")
+    assert not (tmp_path / "out.png").exists()
