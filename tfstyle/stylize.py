@@ -347,7 +347,6 @@ def run(args, style="", model="", runs_dir="runs", saved_models="saved_models", 
     if not jobs:
         raise StylizeError(f"no images found in {', '.join(args[:-1])}")
     stylizer, source = load_stylizer(style, model, runs_dir, saved_models)
-    logging.info("model: %s", source)
     spec = style if (model or is_blend(style)) else ""
     if spec and not stylizer.row_names:
         if is_blend(spec):
@@ -355,6 +354,7 @@ def run(args, style="", model="", runs_dir="runs", saved_models="saved_models", 
                                                "multi-style network")
         spec = ""  # with --model, a single-style network's --style is only a name
     stylizer.set_blend(spec, strength, style_weights)
+    logging.info("model: %s", source)
     if stylizer.row_names:
         logging.info("styles of %s: %s", source, ", ".join(stylizer.style_names))
     if sheet:
