@@ -5,7 +5,8 @@
 One JSON line per (network, mode): median latency of ``--repeats`` runs after a
 warm-up, the file size, its float ops (``tflite.op_report``; an INT8 file should
 have none) and the machine (CPU model, load). Weights are random (speed does not
-depend on them); INT8 is calibrated on crops of ``--calibration_dir`` photos, each
+depend on them, but every norm row and bias is made distinct, as after training: a fresh
+net's identical constants are shared in the file and would understate its size); INT8 is calibrated on crops of ``--calibration_dir`` photos, each
 multi-style crop paired with a style row. The two networks differ only in their
 instance norms: per-style tables mixed by the style-weights input.
 """
@@ -34,6 +35,14 @@ def calibration_crops(directory, quick):
     return tflite.representative_crops(directory, num_crops=100, crop_size=256)
 
 
+def distinct_weights(net, seed=0):
+    """Gives every 1-D and 2-D weight (biases, norm scales and offsets) distinct random values."""
+    rng = np.random.default_rng(seed)
+    for w in net.weights:
+        if len(w.shape) <= 2:
+            w.assign(rng.uniform(0.5, 1.5, w.shape).astype(np.float32) * (1 if "scale" in w.path else 0.1))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--styles", type=int, default=10)
@@ -53,6 +62,7 @@ def main():
     for label, num_styles in (("single", None), (f"{args.styles}_styles", args.styles)):
         keras.utils.set_random_seed(0)
         net = build_transformer(num_styles=num_styles)
+        distinct_weights(net)
         row = None if num_styles is None else np.eye(num_styles, dtype=np.float32)[0]
         for mode in [m for m in args.modes.split(",") if m]:
             content = common.convert_transformer(net, mode, crops if mode == "int8" else None)

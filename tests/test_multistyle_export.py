@@ -44,14 +44,14 @@ def net():
 
 @pytest.fixture(scope="module")
 def weights(net, tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("runs") / "mosaic+candy+photo" / "transformer.weights.h5")
+    path = str(tmp_path_factory.mktemp("runs") / "mosaic-candy-photo" / "transformer.weights.h5")
     save_weights_atomically(net, path)
     return path
 
 
 @pytest.fixture(scope="module")
 def saved(net, tmp_path_factory):
-    return export.export_savedmodel(net, str(tmp_path_factory.mktemp("sm")), "mosaic+candy+photo")
+    return export.export_savedmodel(net, str(tmp_path_factory.mktemp("sm")), "mosaic-candy-photo")
 
 
 def photo(size=40, index=0):
@@ -187,3 +187,17 @@ def test_cli_bad_style_weights_are_one_line_errors(weights, tmp_path):
         assert process.returncode == 1, (flag, err)
         assert len(lines) == 1 and lines[0].startswith(cases[flag]), (flag, err)
     assert not (tmp_path / "out.png").exists()
+
+
+def test_tfstyle_serve_sees_the_style_inputs_and_names(saved):
+    servable = servables.Servable("mosaic-candy-photo", 1, saved)
+    assert servable.style_names == ["mosaic", "candy"]
+    inputs = servable.inputs["stylize_bytes"]
+    assert inputs["style_weights"].shape == (None,) and inputs["strength"].shape == ()
+    png = tf.io.encode_png(photo(16)).numpy()
+    out = servable.run("stylize_bytes", {"image_bytes": np.array([png], object),
+                                         "style_weights": np.float32([0.5, 0.5]), "strength": np.float32(1.0)})
+    assert out["stylized_bytes"].shape == (1,)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="style_weights: negative weight"):  # HTTP 400
+        servable.run("stylize_bytes", {"image_bytes": np.array([png], object),
+                                       "style_weights": np.float32([-1.0, 2.0]), "strength": np.float32(1.0)})

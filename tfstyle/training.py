@@ -183,10 +183,11 @@ def with_style_ids(dataset, train_rows, batch_size):
 
 
 def run_dir(config):
-    """``<runs_dir>/<style>``; a multi-style run is filed under its row names joined by '+'."""
+    """``<runs_dir>/<style>``; a multi-style run is filed under its row names joined by '-'
+    (a name TF Serving and ``tfstyle serve`` accept as a model name once exported)."""
     if is_multi_style(config):
         rows = style_rows(config)[0]
-        return os.path.join(config.runs_dir, "+".join(rows))
+        return os.path.join(config.runs_dir, "-".join(rows))
     return os.path.join(config.runs_dir, styles.style_name(config.style))
 
 

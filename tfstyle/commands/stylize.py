@@ -3,7 +3,7 @@
     tfstyle stylize --style=mosaic photo.jpg out.jpg
     tfstyle stylize --style=mosaic a.jpg b.png outdir/
     tfstyle stylize --model=saved_models/mosaic_int8.tflite photos/ outdir/
-    tfstyle stylize --model=runs/mosaic+candy+photo/transformer.weights.h5 --style=mosaic:0.7,candy:0.3 \
+    tfstyle stylize --model=runs/mosaic-candy-photo/transformer.weights.h5 --style=mosaic:0.7,candy:0.3 \
         --strength=0.8 photo.jpg out.jpg
     tfstyle stylize --model=NETWORK --contact_sheet photo.jpg sheet.png
 

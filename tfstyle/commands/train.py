@@ -2,9 +2,9 @@
 
     tfstyle train --style=mosaic --data_dir=PHOTOS [--vgg_weights=FILE] [--steps=N]
     tfstyle train --style=mosaic,candy,starry_night --identity_style --data_dir=PHOTOS
-    tfstyle train --style=the_scream --add_to=runs/mosaic+candy+starry_night+photo --data_dir=PHOTOS
+    tfstyle train --style=the_scream --add_to=runs/mosaic-candy-starry_night-photo --data_dir=PHOTOS
 
-Outputs go to <runs_dir>/<style>/ (a multi-style run: <runs_dir>/<style>+<style>+.../):
+Outputs go to <runs_dir>/<style>/ (a multi-style run: <runs_dir>/<style>-<style>-.../):
 final weights, checkpoints, previews, TensorBoard logs. Several --style values train
 one network whose instance norms hold a scale and offset per style (convolutions
 shared), each batch's examples going to the styles in turn; the log shows each
