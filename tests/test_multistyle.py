@@ -1,6 +1,7 @@
 """Multi-style networks: conditional instance norm, training, adding a style (tiny images, random VGG19)."""
 
 import dataclasses
+import os
 
 import keras
 import numpy as np
@@ -166,3 +167,45 @@ def test_adding_a_style_leaves_the_other_styles_bit_identical(tmp_path, photo_ba
     assert not np.array_equal(out(net, [0, 0, 1, 0]), before["new"])
     for a, b in zip(convs, net.non_trainable_weights):
         np.testing.assert_array_equal(a, b.numpy())
+
+
+def test_multi_style_under_mixed_precision_and_gradient_accumulation(photo_batch, float32_policy):
+    from tfstyle import distribution
+
+    model = training.build_model(dataclasses.replace(TINY, accum_steps=2))
+    start = [w.copy() for w in model.transformer.get_weights()]
+    model.train_on_batch(photo_batch[:2], np.array([0, 1]))
+    assert all(np.array_equal(a, b) for a, b in zip(start, model.transformer.get_weights()))
+    model.train_on_batch(photo_batch[2:], np.array([1, 0]))
+    assert int(model.optimizer.iterations) == 1
+    distribution.set_precision("mixed_float16")
+    mixed = training.build_model(TINY)
+    assert isinstance(mixed.optimizer, keras.optimizers.LossScaleOptimizer)
+    logs = mixed.train_on_batch(photo_batch, np.array([0, 1, 0, 1]), return_dict=True)
+    assert np.isfinite(logs["loss"]) and np.isfinite(logs["style_candy"])
+
+
+def test_train_then_add_a_style_end_to_end(tmp_path):
+    import json
+    import shutil
+
+    from conftest import TRAIN_DIR
+    from tfstyle.images import list_images
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for path in list_images(TRAIN_DIR)[:3]:
+        shutil.copy(path, photos)
+    config = dataclasses.replace(TINY, data_dir=str(photos), runs_dir=str(tmp_path / "runs"), image_size=32,
+                                 batch_size=3, steps=1, identity_style=True, preview_every=1, log_every=1)
+    final = training.train(config)
+    assert final == str(tmp_path / "runs" / "mosaic-candy-photo" / "transformer.weights.h5")
+    assert json.load(open(tmp_path / "runs" / "mosaic-candy-photo" / "config.json"))["style_names"] == ["mosaic", "candy"]
+    added = training.train(dataclasses.replace(config, style="starry_night", identity_style=False,
+                                               add_to=os.path.dirname(final)))
+    net = models.load_transformer(added)
+    assert net.row_names == ("mosaic", "candy", "starry_night", "photo")
+    before = models.load_transformer(final)
+    x = images(1, 40)
+    for old, new in (([1, 0, 0], [1, 0, 0, 0]), ([0, 1, 0], [0, 1, 0, 0]), ([0, 0, 1], [0, 0, 0, 1])):
+        np.testing.assert_array_equal(net([x, np.float32([new])]).numpy(), before([x, np.float32([old])]).numpy())
