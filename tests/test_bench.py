@@ -95,3 +95,13 @@ def test_report_turns_lines_into_tables(tmp_path):
     r = sp.run([sys.executable, os.path.join(REPO, "bench", "report.py"), str(lines)], capture_output=True, text=True,
                timeout=60)
     assert r.returncode == 0 and "| current | keras | 64² | 0.500 |" in r.stdout
+
+
+def test_multistyle_quick():
+    lines = run_bench("multistyle.py")
+    assert [(ln["network"], ln["mode"]) for ln in lines] == [
+        ("single", "float32"), ("single", "int8"), ("10_styles", "float32"), ("10_styles", "int8")]
+    for ln in lines:
+        assert ln["median_s"] > 0 and ln["size"] == 64 and ln["cpu"]
+    int8 = {ln["network"]: ln for ln in lines if ln["mode"] == "int8"}
+    assert int8["10_styles"]["float_ops"] == [] and int8["10_styles"]["bytes"] < 2e6

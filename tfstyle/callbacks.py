@@ -52,10 +52,17 @@ class SafeBackupAndRestore(keras.callbacks.BackupAndRestore):
 
 
 def save_weights_atomically(model, path):
-    """Writes ``model``'s weights to ``path`` through a temporary file, so a kill never leaves half a file."""
+    """Writes ``model``'s weights to ``path`` through a temporary file, so a kill never leaves half a file.
+
+    A multi-style transformer's row names (``model.row_names``) go into the same file.
+    """
+    from tfstyle import multistyle
+
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = path.replace(".weights.h5", ".tmp.weights.h5")
     model.save_weights(tmp)
+    if getattr(model, "row_names", None):
+        multistyle.write_h5_row_names(tmp, model.row_names)
     os.replace(tmp, path)
 
 
@@ -78,7 +85,7 @@ class TransformerCheckpoint(keras.callbacks.Callback):
 
 
 class PreviewGrid(keras.callbacks.Callback):
-    """Every ``every`` steps, stylizes fixed photos into a grid (content row over stylized row).
+    """Every ``every`` steps, stylizes fixed photos into a grid (content row over a stylized row per style).
 
     The grid goes to ``<directory>/step_XXXXXXX.png`` and to TensorBoard as an image summary.
     """
@@ -105,9 +112,18 @@ class PreviewGrid(keras.callbacks.Callback):
             self.write(step)  # the last step's preview, also when --steps is no multiple of --preview_every
 
     def write(self, step):
-        stylized = self.model.transformer(self.images, training=False).numpy()
+        from tfstyle.transformer import style_count
+
+        transformer = self.model.transformer
+        rows = style_count(transformer)
+        if rows is None:
+            stylized = [transformer(self.images, training=False).numpy()]
+        else:  # one row of the grid per style row of the network
+            n = int(self.images.shape[0])
+            stylized = [transformer([self.images, tf.one_hot([r] * n, rows)], training=False).numpy()
+                        for r in range(rows)]
         content = self.images.numpy()
-        grid = np.concatenate([np.concatenate(list(content), axis=1), np.concatenate(list(stylized), axis=1)], axis=0)
+        grid = np.concatenate([np.concatenate(list(batch), axis=1) for batch in [content, *stylized]], axis=0)
         save_image(os.path.join(self.directory, f"step_{step:07d}.png"), grid)
         if self.writer:
             with self.writer.as_default():

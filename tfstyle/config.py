@@ -12,7 +12,9 @@ MIN_IMAGE_SIZE = 16  # VGG19 pools 4 times before block5: a 16 px crop is 1 px t
 
 @dataclasses.dataclass
 class TrainConfig:
-    style: str = "mosaic"
+    style: str = "mosaic"  # one style, or several separated by commas: one multi-style network
+    identity_style: bool = False  # multi-style: also train the identity "photo" row (strength in norm space)
+    add_to: str = ""  # a multi-style run folder or weights file: train --style into it, convolutions frozen
     data_dir: str = ""  # a folder of photos; empty means the TFDS dataset below
     dataset: str = "coco/2017"
     tfds_data_dir: str = ""

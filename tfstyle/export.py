@@ -8,6 +8,15 @@ Two signatures, so clients can send either tensors or files:
   [batch], PNG files. The ``_bytes`` suffixes make TF Serving's REST API base64
   the values both ways.
 
+A multi-style network (``tfstyle.multistyle``) takes two more inputs in both signatures:
+``style_weights`` float32 [num_styles] (one weight per style, normalized; one blend for
+the whole batch) and ``strength`` float32 [] (0: the photo, 1: the full style; towards the
+identity style in norm space when the network has one, else a pixel fade). The names of
+its styles, in order, are the SavedModel's string variable ``style_names`` (all style rows,
+the identity row included: ``row_names``). Bad values (a wrong count, a negative, NaN or
+infinite weight, all weights zero, a strength outside 0..1) fail inside the graph with an
+``InvalidArgument`` error that says which (TF Serving answers HTTP 400).
+
 A version is written under a hidden temporary name next to its final place and
 renamed when complete: TF Serving only loads numeric folder names, so it never
 sees a half-written export, and a failed export leaves earlier versions alone.
@@ -23,9 +32,10 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfstyle import litert, styles, tflite
+from tfstyle import litert, multistyle, styles, tflite
 from tfstyle.images import list_images, load_image
 from tfstyle.models import load_transformer, version_dirs
+from tfstyle.transformer import style_count
 
 BYTES_SIGNATURE = "stylize_bytes"
 DEFAULT_SIGNATURE = "serving_default"
@@ -33,6 +43,8 @@ IMAGES_KEY = "images"
 STYLIZED_KEY = "stylized"
 IMAGE_BYTES_KEY = "image_bytes"
 STYLIZED_BYTES_KEY = "stylized_bytes"
+STYLE_WEIGHTS_KEY = "style_weights"
+STRENGTH_KEY = "strength"
 
 
 class ExportError(RuntimeError):
@@ -61,19 +73,86 @@ class ServingModule(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=IMAGE_BYTES_KEY)])
     def serve_bytes(self, image_bytes):
         def one(data):
-            tf.debugging.assert_greater(
-                tf.strings.length(data), 0, message="image_bytes: empty string, expected an encoded JPEG or PNG image"
-            )
-            is_image = tf.logical_or(
-                tf.logical_or(tf.strings.substr(data, 0, 3) == b"\xff\xd8\xff", tf.strings.substr(data, 0, 8) == b"\x89PNG\r\n\x1a\n"),
-                tf.logical_or(tf.strings.substr(data, 0, 3) == b"GIF", tf.strings.substr(data, 0, 2) == b"BM"),
-            )
-            tf.debugging.Assert(is_image, ["image_bytes: not a JPEG, PNG, GIF or BMP image (unknown header)"])
-            image = tf.io.decode_image(data, channels=3, dtype=tf.uint8, expand_animations=False)
-            stylized = self.model(tf.cast(image, tf.float32)[None], training=False)[0]
+            stylized = self.model(tf.cast(decode_checked(data), tf.float32)[None], training=False)[0]
             return tf.io.encode_png(to_uint8(stylized))
 
         return {STYLIZED_BYTES_KEY: tf.map_fn(one, image_bytes, fn_output_signature=tf.TensorSpec([], tf.string))}
+
+
+def decode_checked(data):
+    """One encoded image -> uint8 [H, W, 3], with an InvalidArgument that says what is wrong with bad bytes."""
+    tf.debugging.assert_greater(
+        tf.strings.length(data), 0, message="image_bytes: empty string, expected an encoded JPEG or PNG image"
+    )
+    is_image = tf.logical_or(
+        tf.logical_or(tf.strings.substr(data, 0, 3) == b"\xff\xd8\xff", tf.strings.substr(data, 0, 8) == b"\x89PNG\r\n\x1a\n"),
+        tf.logical_or(tf.strings.substr(data, 0, 3) == b"GIF", tf.strings.substr(data, 0, 2) == b"BM"),
+    )
+    tf.debugging.Assert(is_image, ["image_bytes: not a JPEG, PNG, GIF or BMP image (unknown header)"])
+    return tf.io.decode_image(data, channels=3, dtype=tf.uint8, expand_animations=False)
+
+
+class MultiStyleServingModule(ServingModule):
+    """A multi-style transformer: both entry points also take ``style_weights`` and ``strength``."""
+
+    def __init__(self, model):
+        super().__init__(model)
+        rows = list(getattr(model, "row_names", None) or [f"style{i + 1}" for i in range(style_count(model))])
+        self.row_names = tf.Variable(rows, trainable=False, name="row_names")
+        self.style_names = tf.Variable(multistyle.style_names(rows), trainable=False, name="style_names")
+        self._names = multistyle.style_names(rows)
+        self._photo = multistyle.has_photo(rows)
+
+    def _row(self, style_weights, strength):
+        """The checked network row for (style_weights, strength), and the pixel fade (1: none)."""
+        n, names = len(self._names), ", ".join(self._names)
+        checks = [
+            tf.debugging.assert_equal(tf.size(style_weights), n, message=(
+                f"style_weights: expected {n} values, one per style ({names})")),
+            tf.debugging.assert_equal(tf.reduce_all(tf.math.is_finite(style_weights)), True, message=(
+                "style_weights: NaN or infinite weight; weights must be finite numbers >= 0")),
+            tf.debugging.assert_greater_equal(tf.reduce_min(style_weights), 0.0, message=(
+                "style_weights: negative weight; weights must be >= 0")),
+            tf.debugging.assert_greater(tf.reduce_sum(style_weights), 0.0, message=(
+                "style_weights: all weights are zero; give at least one style a positive weight")),
+            tf.debugging.assert_equal(tf.logical_and(strength >= 0.0, strength <= 1.0), True, message=(
+                "strength: must be between 0 (the photo) and 1 (the full style)")),
+        ]
+        with tf.control_dependencies(checks):
+            weights = style_weights / tf.reduce_sum(style_weights)
+            if self._photo:  # towards the identity row, in norm space
+                return tf.concat([strength * weights, [1.0 - strength]], 0), tf.constant(1.0)
+            return tf.identity(weights), tf.identity(strength)
+
+    def _stylize(self, images, row, fade):
+        """float32 [B, H, W, 3] -> float32 stylized, faded in pixels by ``fade``."""
+        rows = tf.tile(row[None], [tf.shape(images)[0], 1])
+        stylized = self.model([images, rows], training=False)
+        return fade * stylized + (1.0 - fade) * images
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name=IMAGES_KEY),
+                                  tf.TensorSpec([None], tf.float32, name=STYLE_WEIGHTS_KEY),
+                                  tf.TensorSpec([], tf.float32, name=STRENGTH_KEY)])
+    def serve_images(self, images, style_weights, strength):
+        row, fade = self._row(style_weights, strength)
+        return {STYLIZED_KEY: to_uint8(self._stylize(tf.cast(images, tf.float32), row, fade))}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=IMAGE_BYTES_KEY),
+                                  tf.TensorSpec([None], tf.float32, name=STYLE_WEIGHTS_KEY),
+                                  tf.TensorSpec([], tf.float32, name=STRENGTH_KEY)])
+    def serve_bytes(self, image_bytes, style_weights, strength):
+        row, fade = self._row(style_weights, strength)
+
+        def one(data):
+            stylized = self._stylize(tf.cast(decode_checked(data), tf.float32)[None], row, fade)[0]
+            return tf.io.encode_png(to_uint8(stylized))
+
+        return {STYLIZED_BYTES_KEY: tf.map_fn(one, image_bytes, fn_output_signature=tf.TensorSpec([], tf.string))}
+
+
+def serving_module(model):
+    """The serving module for ``model``: multi-style when it has style rows."""
+    return ServingModule(model) if style_count(model) is None else MultiStyleServingModule(model)
 
 
 def signatures(module):
@@ -105,7 +184,7 @@ def export_savedmodel(model, out_dir, style, version=None, overwrite=False):
     # Hidden and non-numeric: TF Serving's file system poller ignores it while it is written.
     tmp = os.path.join(base, f".tmp-{version}-{uuid.uuid4().hex[:8]}")
     try:
-        module = ServingModule(model)
+        module = serving_module(model)
         tf.saved_model.save(module, tmp, signatures=signatures(module))
         if os.path.exists(final):
             # Swap: the old version disappears only once the new one is complete.
@@ -136,16 +215,23 @@ def compare_tflite(savedmodel_path, tflite_models, image_paths):
     """PSNR and max error of each TFLite model's uint8 output against the float SavedModel's.
 
     ``tflite_models``: {mode: flatbuffer bytes}. Returns {mode: {"psnr_mean", "psnr_min",
-    "max_abs_error", "per_image": [...]}} on the full-size images.
+    "max_abs_error", "per_image": [...]}} on the full-size images. A multi-style model is
+    compared on its first style.
     """
-    serve = tf.saved_model.load(savedmodel_path).signatures[DEFAULT_SIGNATURE]
+    loaded = tf.saved_model.load(savedmodel_path)
+    serve = loaded.signatures[DEFAULT_SIGNATURE]
+    extra, row = {}, None
+    if getattr(loaded, "style_names", None) is not None:
+        n, rows = int(tf.size(loaded.style_names)), int(tf.size(loaded.row_names))
+        extra = {STYLE_WEIGHTS_KEY: tf.one_hot(0, n), STRENGTH_KEY: tf.constant(1.0)}
+        row = np.eye(rows, dtype=np.float32)[0]
     runners = {mode: litert.TFLiteStylizer(content) for mode, content in tflite_models.items()}
     per_image = {mode: [] for mode in runners}
     for path in image_paths:
         image = load_image(path)
-        reference = serve(images=tf.constant(image[None]))[STYLIZED_KEY][0].numpy()
+        reference = serve(images=tf.constant(image[None]), **extra)[STYLIZED_KEY][0].numpy()
         for mode, run in runners.items():
-            out = np.clip(np.round(run(image)), 0, 255).astype(np.uint8)
+            out = np.clip(np.round(run(image, row)), 0, 255).astype(np.uint8)
             per_image[mode].append({
                 "image": os.path.basename(path),
                 "size": f"{image.shape[1]}x{image.shape[0]}",
@@ -191,6 +277,7 @@ def export_style(
     export untouched; every file is written under a temporary name and renamed.
     """
     model = load_transformer(weights)
+    rows = list(getattr(model, "row_names", None) or []) if style_count(model) is not None else None
     converted = {}
     calibration_info = None
     for mode in tflite_modes:
@@ -205,6 +292,8 @@ def export_style(
         else:
             logging.info("converting to %s TFLite", mode)
             content = tflite.convert(model, mode)
+        if rows:
+            content = multistyle.add_tflite_row_names(content, rows)
         converted[mode] = content
 
     logging.info("writing the SavedModel")
@@ -215,6 +304,9 @@ def export_style(
         "savedmodel": {"path": saved, "version": int(os.path.basename(saved)), "bytes": dir_size(saved)},
         "tflite": {},
     }
+    if rows is not None:
+        report["style_names"] = multistyle.style_names(rows)
+        report["row_names"] = rows
     for mode, content in converted.items():
         path = tflite_path(out_dir, style, mode)
         tflite.write_atomic(path, content)

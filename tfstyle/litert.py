@@ -18,30 +18,47 @@ def interpreter(model_content=None, model_path=None, num_threads=None):
     return Interpreter(model_content=model_content, model_path=model_path, num_threads=num_threads)
 
 
+def _quantize(x, details):
+    """float32 values -> the tensor's type, through its quantization parameters when it is integer."""
+    if details["dtype"] in (np.uint8, np.int8):
+        scale, zero = details["quantization"]
+        info = np.iinfo(details["dtype"])
+        return np.clip(np.round(x / scale + zero), info.min, info.max).astype(details["dtype"])
+    return x.astype(details["dtype"])
+
+
 class TFLiteStylizer:
-    """Runs a converted model on one uint8 [H, W, 3] image at its own size."""
+    """Runs a converted model on one uint8 [H, W, 3] image at its own size.
+
+    A multi-style model has a second input, ``style_weights`` [1, rows] (``style_input``),
+    whose row is given with each call.
+    """
 
     def __init__(self, model_content=None, model_path=None, num_threads=None):
         self.interp = interpreter(model_content=model_content, model_path=model_path, num_threads=num_threads)
-        self.input = self.interp.get_input_details()[0]
-        self.output = self.interp.get_output_details()[0]
+        self._find_tensors()
         self.shape = None
 
-    def __call__(self, image):
-        """uint8 [H, W, 3] -> float32 [H, W, 3] in 0..255."""
+    def _find_tensors(self):
+        inputs = self.interp.get_input_details()
+        self.input = next(d for d in inputs if len(d["shape"]) == 4)
+        self.style_input = next((d for d in inputs if len(d["shape"]) == 2), None)
+        self.output = self.interp.get_output_details()[0]
+
+    def __call__(self, image, style_weights=None):
+        """uint8 [H, W, 3] (and float [rows] style weights for a multi-style model) -> float32 [H, W, 3] in 0..255."""
         h, w = image.shape[:2]
         if self.shape != (h, w):
             self.interp.resize_tensor_input(self.input["index"], [1, h, w, 3], strict=False)
             self.interp.allocate_tensors()
             self.shape = (h, w)
-            self.input = self.interp.get_input_details()[0]
-            self.output = self.interp.get_output_details()[0]
-        x = image[None].astype(np.float32)
-        scale, zero = self.input["quantization"]
-        if self.input["dtype"] in (np.uint8, np.int8):
-            info = np.iinfo(self.input["dtype"])
-            x = np.clip(np.round(x / scale + zero), info.min, info.max).astype(self.input["dtype"])
-        self.interp.set_tensor(self.input["index"], x)
+            self._find_tensors()
+        self.interp.set_tensor(self.input["index"], _quantize(image[None].astype(np.float32), self.input))
+        if self.style_input is not None:
+            if style_weights is None:
+                raise ValueError("this model is multi-style: pass style_weights, one per style row")
+            row = np.asarray(style_weights, np.float32).reshape(1, -1)
+            self.interp.set_tensor(self.style_input["index"], _quantize(row, self.style_input))
         self.interp.invoke()
         y = self.interp.get_tensor(self.output["index"])[0]
         scale, zero = self.output["quantization"]

@@ -45,8 +45,13 @@ def pretrained_styles():
 
 
 def save_pretrained(model, path, card):
-    """Writes ``model``'s weights as float16 with ``card`` (a JSON-able dict saying how they were made)."""
+    """Writes ``model``'s weights as float16 with ``card`` (a JSON-able dict saying how they were made).
+
+    A multi-style network's row names go into the card (``row_names``).
+    """
     arrays = {f"{i:03d}:{w.path}": np.asarray(w.numpy(), np.float16) for i, w in enumerate(model.weights)}
+    if getattr(model, "row_names", None):
+        card = {**card, "row_names": list(model.row_names)}
     arrays[CARD_KEY] = np.array(json.dumps(card, sort_keys=True))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = path + ".tmp.npz"
@@ -74,13 +79,32 @@ def _load_npz_into(model, path):
 # ----------------------------------------------------------------------------- Keras weights
 
 
+def row_names_of(path):
+    """The style rows of the network in a weights file (``tfstyle.multistyle``), or None for a single style."""
+    from tfstyle import multistyle
+
+    try:
+        if path.endswith(".npz"):
+            return pretrained_card(path).get("row_names")
+        return multistyle.read_h5_row_names(path)
+    except Exception as e:  # h5py / numpy raise many types for unreadable files
+        raise ModelError(f"{path}: not transformer weights ({_reason(e)})") from None
+
+
 def load_transformer(path):
-    """A transformer with the weights in ``path``: a ``.weights.h5`` of training or a shipped ``.npz``."""
+    """A transformer with the weights in ``path``: a ``.weights.h5`` of training or a shipped ``.npz``.
+
+    A multi-style network comes back built with its number of style rows and with
+    ``row_names`` set (``tfstyle.multistyle``); a single-style one as ``build_transformer()``.
+    """
     from tfstyle.transformer import build_transformer
 
     if not os.path.isfile(path):
         raise ModelError(f"{path}: no such weights file")
-    model = build_transformer()
+    names = row_names_of(path)
+    model = build_transformer(num_styles=len(names) if names else None)
+    if names:
+        model.row_names = tuple(names)
     try:
         if path.endswith(".npz"):
             _load_npz_into(model, path)
@@ -155,7 +179,11 @@ def weights_from_savedmodel(path):
     except Exception as e:  # TF raises OSError, ValueError or its own errors for broken folders
         raise ModelError(f"{path}: cannot load as a SavedModel ({_reason(e)})") from None
     values = getattr(loaded, "transformer_weights", None)
-    model = build_transformer()
+    names = getattr(loaded, "row_names", None)
+    names = [n.decode() for n in names.numpy().tolist()] if names is not None else None
+    model = build_transformer(num_styles=len(names) if names else None)
+    if names:
+        model.row_names = tuple(names)
     if values is None or len(values) != len(model.weights):
         raise ModelError(f"{path}: not a tfstyle SavedModel (no transformer weights inside)")
     for w, v in zip(model.weights, values):

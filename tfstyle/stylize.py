@@ -18,6 +18,11 @@ tile then uses them. Inside a tile's interior the
 result then equals the whole-image result (the receptive field is about 110 px;
 tile corners sit on the net's 4-pixel stride grid).
 A .tflite model cannot take fixed statistics, so its tiles normalize per tile.
+
+A multi-style network (``tfstyle.multistyle``) stylizes with a blend of its styles
+(``--style=mosaic:0.7,candy:0.3``, weights normalized; default its first style) at a
+``--strength`` from 0 (the photo) to 1 (the full style): towards its identity "photo"
+row in norm space when it has one, else as a pixel fade (as for a single-style network).
 """
 
 import os
@@ -28,7 +33,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfstyle import styles
+from tfstyle import multistyle, styles
 from tfstyle.images import IMAGE_EXTENSIONS, ImageError, list_images, load_image, resize_longer_side, save_image
 from tfstyle.tiling import stylize_tiled, tile_grid
 from tfstyle.transformer import MIN_SIDE
@@ -43,32 +48,75 @@ class StylizeError(RuntimeError):
 # ----------------------------------------------------------------------------- models
 
 
-class KerasStylizer:
+class BlendMixin:
+    """The style blend of a stylizer: ``row_names`` (None: a single-style network), the
+    ``style_weights`` row fed to the network, and ``fade``, the pixel fade towards the photo."""
+
+    row_names = None
+    row = None
+    fade = 1.0
+
+    @property
+    def style_names(self):
+        return multistyle.style_names(self.row_names) if self.row_names else []
+
+    def set_blend(self, spec="", strength=1.0, weights=None):
+        """Picks styles by ``spec`` (``"mosaic:0.7,candy:0.3"``; empty: the first style) or by
+        ``weights`` (one number per style), at ``strength``; a ``StyleWeightsError`` if unusable."""
+        strength = multistyle.check_strength(strength)
+        if not self.row_names:
+            if weights:
+                raise multistyle.StyleWeightsError("--style_weights: this network holds a single style")
+            self.fade = strength
+            return
+        names = self.style_names
+        if weights:
+            blend = multistyle.check_weights(weights, names)
+        else:
+            blend = multistyle.parse_blend(spec or names[0], names)
+        row, self.fade = multistyle.row_weights(blend, strength, self.row_names)
+        self.row = np.asarray(row, np.float32)
+
+    def inputs(self, batch):
+        batch = batch.astype(np.float32)
+        if self.row is None:
+            return batch
+        return [batch, np.tile(self.row, (len(batch), 1))]
+
+
+class KerasStylizer(BlendMixin):
     """The float transformer; tiles use statistics measured on the whole photo."""
 
     def __init__(self, model):
-        from tfstyle.transformer import InstanceNormalization
+        from tfstyle.transformer import ConditionalInstanceNormalization, InstanceNormalization, style_count
 
         self.model = model
-        norms = [layer for layer in model.layers if isinstance(layer, InstanceNormalization)]
-        self.capture = keras.Model(model.input, [layer.input for layer in norms])
+        norm_types = (InstanceNormalization, ConditionalInstanceNormalization)
+        norms = [layer for layer in model.layers if isinstance(layer, norm_types)]
+        features = [layer.input[0] if isinstance(layer, ConditionalInstanceNormalization) else layer.input
+                    for layer in norms]
+        self.capture = keras.Model(model.input, features)
         self.fixed_norms = {}
 
         def swap(layer):
-            if isinstance(layer, InstanceNormalization):
+            if isinstance(layer, norm_types):
                 self.fixed_norms[layer.name] = _FixedStatsNormalization(layer)
                 return self.fixed_norms[layer.name]
             return layer  # shared: same weights, no copy
 
         self.fixed = keras.models.clone_model(model, clone_function=swap)
         self.norm_names = [layer.name for layer in norms]
+        rows = style_count(model)
+        if rows is not None:
+            self.row_names = list(getattr(model, "row_names", None) or [f"style{i + 1}" for i in range(rows)])
+            self.set_blend()
 
     def __call__(self, image):
-        return self.model(image[None].astype(np.float32), training=False)[0].numpy()
+        return self.model(self.inputs(image[None]), training=False)[0].numpy()
 
     def measure_statistics(self, image):
         """Per normalization layer, (mean, variance) over the image's H and W."""
-        features = self.capture(image[None].astype(np.float32), training=False)
+        features = self.capture(self.inputs(image[None]), training=False)
         stats = []
         for f in features:
             mean, variance = tf.nn.moments(tf.cast(f, tf.float32), axes=[0, 1, 2])
@@ -83,40 +131,55 @@ class KerasStylizer:
     def tile_runner(self, image, stats_size=1536):
         """Sets statistics measured on ``image`` scaled to ``stats_size``; returns the tile function."""
         self.set_statistics(self.measure_statistics(resize_longer_side(image, stats_size)))
-        return lambda tile: self.fixed(tile[None].astype(np.float32), training=False)[0].numpy()
+        return lambda tile: self.fixed(self.inputs(tile[None]), training=False)[0].numpy()
 
 
 class _FixedStatsNormalization(keras.layers.Layer):
-    """Instance normalization with given statistics, sharing scale/offset with ``source``."""
+    """Instance normalization with given statistics, sharing scale/offset with ``source``
+    (plain, or conditional: then called on ``[x, style_weights]``)."""
 
     def __init__(self, source):
         super().__init__(name=f"{source.name}_fixed_stats")
         self.source = source
-        channels = source.scale.shape[0]
+        channels = source.scale.shape[-1]
         self.mean = self.add_weight(name="mean", shape=(channels,), initializer="zeros", trainable=False)
         self.variance = self.add_weight(name="variance", shape=(channels,), initializer="ones", trainable=False)
 
-    def call(self, x):
+    def call(self, inputs):
+        conditional = isinstance(inputs, (list, tuple))
+        x = inputs[0] if conditional else inputs
         x32 = tf.cast(x, tf.float32)
         y = (x32 - self.mean) * tf.math.rsqrt(self.variance + self.source.epsilon)
-        y = y * tf.cast(self.source.scale, tf.float32) + tf.cast(self.source.offset, tf.float32)
-        return tf.cast(y, self.compute_dtype)
+        if conditional:
+            scale, offset = self.source.mixed(inputs[1])
+        else:
+            scale, offset = tf.cast(self.source.scale, tf.float32), tf.cast(self.source.offset, tf.float32)
+        return tf.cast(y * scale + offset, self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0] if isinstance(input_shape, list) else input_shape
 
 
-class TFLiteTileStylizer:
+class TFLiteTileStylizer(BlendMixin):
     """A .tflite model; its tiles normalize per tile (a converted model has no statistics input)."""
 
     def __init__(self, path):
         from tfstyle.litert import TFLiteStylizer
 
         self.run = TFLiteStylizer(model_path=path)
+        if self.run.style_input is not None:
+            rows = int(self.run.style_input["shape"][-1])
+            with open(path, "rb") as f:
+                names = multistyle.read_tflite_row_names(f.read())
+            self.row_names = list(names or [f"style{i + 1}" for i in range(rows)])
+            self.set_blend()
 
     def __call__(self, image):
-        return self.run(image)
+        return self.run(image, self.row)
 
     def tile_runner(self, image, stats_size=1536):
         del image, stats_size
-        return self.run
+        return self
 
 
 def load_stylizer(style="", model="", runs_dir="runs", saved_models="saved_models"):
@@ -141,6 +204,12 @@ def load_stylizer(style="", model="", runs_dir="runs", saved_models="saved_model
         return KerasStylizer(models.load_transformer(path)), path
     if not style:
         raise StylizeError("say which model to use: --style=NAME (a trained style) or --model=PATH")
+    if is_blend(style):
+        found = find_multi_style_run(style, runs_dir)
+        if not found:
+            raise StylizeError(f"--style={style}: no multi-style run under {runs_dir} holds these styles; "
+                               "pass the network with --model=PATH")
+        return KerasStylizer(models.load_transformer(found)), found
     weights = styles.trained_weights_path(style, runs_dir)
     if os.path.isfile(weights):
         return KerasStylizer(models.load_transformer(weights)), weights
@@ -150,6 +219,28 @@ def load_stylizer(style="", model="", runs_dir="runs", saved_models="saved_model
     # The shipped weights, or an error that names a stopped run's checkpoints or the valid styles.
     weights = models.find_weights(style, runs_dir)
     return KerasStylizer(models.load_transformer(weights)), weights
+
+
+def is_blend(style):
+    """Whether ``--style`` picks styles inside a multi-style network (``a:0.7,b:0.3`` or ``a,b``)."""
+    return "," in style or (":" in style and not os.path.exists(style))
+
+
+def find_multi_style_run(spec, runs_dir="runs"):
+    """The final weights of a multi-style run under ``runs_dir`` holding every style ``spec`` names, or None."""
+    import glob
+
+    from tfstyle import models
+
+    wanted = {item.partition(":")[0].strip() for item in multistyle.split_styles(spec)}
+    for path in sorted(glob.glob(os.path.join(runs_dir, "*", "transformer.weights.h5"))):
+        try:
+            names = models.row_names_of(path)
+        except models.ModelError:
+            continue
+        if names and wanted <= set(names):
+            return path
+    return None
 
 
 # ----------------------------------------------------------------------------- images
@@ -169,13 +260,19 @@ def preserve_color(content, stylized):
 
 
 def stylize_image(stylizer, image, tile_size=1024, tile_overlap=128, stats_size=1536, keep_color=False):
-    """uint8 [H, W, 3] -> uint8 [H, W, 3] stylized, tiled when a side exceeds ``tile_size``."""
+    """uint8 [H, W, 3] -> uint8 [H, W, 3] stylized, tiled when a side exceeds ``tile_size``.
+
+    The stylizer's blend applies (``BlendMixin``), its pixel fade included.
+    """
     h, w = image.shape[:2]
     if tile_size and max(h, w) > tile_size:
         grid = tile_grid(h, w, tile_size, tile_overlap)
         out = stylize_tiled(image, stylizer.tile_runner(image, stats_size), grid)
     else:
         out = stylizer(image)
+    fade = getattr(stylizer, "fade", 1.0)
+    if fade < 1.0:
+        out = fade * out + (1.0 - fade) * image.astype(np.float32)
     if keep_color:
         out = preserve_color(image, out)
     return np.clip(np.round(out), 0, 255).astype(np.uint8)
@@ -211,16 +308,62 @@ def plan_jobs(args):
     return jobs
 
 
+def contact_sheet(stylizer, image, columns=4, label_height=18):
+    """uint8 sheet: the photo and every style of the network on it, each labelled with its name.
+
+    A single-style network gives the photo and its one style.
+    """
+    from PIL import Image, ImageDraw
+
+    tiles = [("photo", image)]
+    names = stylizer.style_names or ["stylized"]
+    for name in names:
+        if stylizer.row_names:
+            stylizer.set_blend(name)
+        tiles.append((name, stylize_image(stylizer, image, tile_size=0)))
+    h, w = image.shape[:2]
+    columns = min(columns, len(tiles))
+    rows = -(-len(tiles) // columns)
+    sheet = Image.new("RGB", (columns * w, rows * (h + label_height)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, (name, tile) in enumerate(tiles):
+        x, y = (i % columns) * w, (i // columns) * (h + label_height)
+        sheet.paste(Image.fromarray(tile), (x, y + label_height))
+        draw.text((x + 4, y + 3), name, fill="black")
+    return np.asarray(sheet)
+
+
 def run(args, style="", model="", runs_dir="runs", saved_models="saved_models", max_size=0, tile_size=1024,
-        tile_overlap=128, stats_size=1536, keep_color=False):
-    """Stylizes every job; returns the number of photos that failed (their errors go to stderr)."""
+        tile_overlap=128, stats_size=1536, keep_color=False, strength=1.0, style_weights=None, sheet=False):
+    """Stylizes every job; returns the number of photos that failed (their errors go to stderr).
+
+    ``strength``, ``style_weights`` and a blend in ``style`` pick the styles of a multi-style
+    network (``BlendMixin.set_blend``); ``sheet`` writes a contact sheet of every style instead.
+    """
     if max_size and max_size < MIN_SIDE:
         raise StylizeError(f"--max_size={max_size}: must be 0 (keep the size) or at least {MIN_SIDE}")
+    multistyle.check_strength(strength)
     jobs = plan_jobs(args)
     if not jobs:
         raise StylizeError(f"no images found in {', '.join(args[:-1])}")
     stylizer, source = load_stylizer(style, model, runs_dir, saved_models)
+    spec = style if (model or is_blend(style)) else ""
+    if spec and not stylizer.row_names:
+        if is_blend(spec):
+            raise multistyle.StyleWeightsError(f"--style={spec}: {source} holds a single style; blends need a "
+                                               "multi-style network")
+        spec = ""  # with --model, a single-style network's --style is only a name
+    stylizer.set_blend(spec, strength, style_weights)
     logging.info("model: %s", source)
+    if stylizer.row_names:
+        logging.info("styles of %s: %s", source, ", ".join(stylizer.style_names))
+    if sheet:
+        if len(jobs) != 1:
+            raise StylizeError("--contact_sheet takes one photo and one output image")
+        src, dst = jobs[0]
+        image = resize_longer_side(load_image(src, max_side=max_size or None), max_size)
+        save_image(dst, contact_sheet(stylizer, image))
+        return 0
     failures = 0
     progress = None
     if len(jobs) > 1:

@@ -5,7 +5,12 @@ ops (``TFLITE_BUILTINS_INT8``), so it runs on integer-only accelerators and NNAP
 Activation ranges come from a representative dataset of crops of real photos;
 the input size stays dynamic (``interpreter.resize_tensor_input`` works).
 Use the quantization parameters of the input and output tensors to map between
-pixels and the uint8 values (``run_tflite`` does).
+pixels and the uint8 values (``litert.TFLiteStylizer`` does).
+
+A multi-style network converts with a second input, ``style_weights`` [1, rows] (uint8
+in the INT8 file, scale about 1/255 over 0..1); its conditional norms stay integer ops
+(the style row mixes the scale and offset tables with a FULLY_CONNECTED). Calibration
+pairs each crop with a style row: each style in turn, and blends towards other rows.
 """
 
 import contextlib
@@ -21,7 +26,8 @@ from PIL import Image
 
 from tfstyle import litert
 from tfstyle.images import ImageError, list_images, load_image
-from tfstyle.transformer import Conv2D, InstanceNormalization, ReflectionPadding2D
+from tfstyle.transformer import (Conv2D, ConditionalInstanceNormalization, InstanceNormalization,
+                                 ReflectionPadding2D, style_count)
 
 # Tensor types an "integer only" model may contain: quantized activations, int32 biases and shapes.
 INTEGER_TYPES = (np.uint8, np.int8, np.int16, np.int32, np.int64, np.bool_)
@@ -81,6 +87,49 @@ class _FoldedInstanceNormalization(keras.layers.Layer):
         # x * a + b rather than (x - mean) * a + offset: one int8 requantization fewer on the
         # full-size path (+0.5 dB INT8 vs float); a and b are per-image, per-channel vectors.
         return x * a + (self.source.offset - mean * a)
+
+
+class _FoldedConditionalInstanceNormalization(keras.layers.Layer):
+    """``ConditionalInstanceNormalization`` with a per-channel epsilon, called on ``[x, style_weights]``."""
+
+    def __init__(self, source, epsilon):
+        super().__init__(name=f"{source.name}_folded")
+        self.source = source
+        self.epsilon = self.add_weight(name="epsilon", shape=(len(epsilon),), trainable=False,
+                                       initializer=keras.initializers.Constant(np.asarray(epsilon, np.float32)))
+
+    def call(self, inputs):
+        x, style_weights = inputs
+        mean = tf.reduce_mean(x, axis=[1, 2], keepdims=True)
+        d = x - mean
+        variance = tf.reduce_mean(d * d, axis=[1, 2], keepdims=True)
+        scale, offset = self.source.mixed(style_weights)
+        a = tf.math.rsqrt(variance + self.epsilon) * scale
+        return x * a + (offset - mean * a)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+
+def calibration_inputs(model, crops, seed=0):
+    """The representative dataset for ``model``: the crops, each paired with a style row if it is multi-style.
+
+    Crop i gets style row i mod rows (every row is calibrated), every third one blended
+    half-way towards another row, so blends and strengths below 1 fall inside the ranges.
+    """
+    rows = style_count(model)
+    if rows is None:
+        return [[c] for c in crops]
+    rng = np.random.default_rng(seed)
+    pairs = []
+    for i, crop in enumerate(crops):
+        row = np.zeros((1, rows), np.float32)
+        row[0, i % rows] = 1.0
+        if i % 3 == 2 and rows > 1:
+            row = 0.5 * row
+            row[0, (i % rows + 1 + rng.integers(rows - 1)) % rows] += 0.5
+        pairs.append([crop, row])
+    return pairs
 
 
 # The output conv's pre-tanh values reach +-20 on bright or dark areas; quantized over that
@@ -151,12 +200,13 @@ def quantization_friendly(model, calibration):
     """
     copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
-    norms = [layer for layer in copy.layers if isinstance(layer, InstanceNormalization)]
-    convs = [norm.input._keras_history.operation for norm in norms]  # noqa: SLF001
+    norms = [layer for layer in copy.layers if isinstance(layer, (InstanceNormalization, ConditionalInstanceNormalization))]
+    conditional = style_count(model) is not None
+    convs = [(norm.input[0] if conditional else norm.input)._keras_history.operation for norm in norms]  # noqa: SLF001
     capture = keras.Model(copy.input, [conv.output for conv in convs])
     means, variances = [[] for _ in convs], [[] for _ in convs]
-    for image in calibration:
-        for k, f in enumerate(capture(image, training=False)):
+    for inputs in calibration_inputs(model, calibration):
+        for k, f in enumerate(capture(inputs if conditional else inputs[0], training=False)):
             means[k].append(tf.reduce_mean(f, axis=[0, 1, 2]).numpy())
             variances[k].append(tf.math.reduce_variance(f, axis=[0, 1, 2]).numpy())
     folded = {}
@@ -164,7 +214,8 @@ def quantization_friendly(model, calibration):
         scale = 1.0 / np.sqrt(np.mean(variance, axis=0) + norm.epsilon)
         conv.kernel.assign(conv.kernel.numpy() * scale)  # output channels are the last axis
         conv.bias.assign((conv.bias.numpy() - np.mean(mean, axis=0)) * scale)
-        folded[norm.name] = _FoldedInstanceNormalization(norm, norm.epsilon * np.square(scale))
+        folding = _FoldedConditionalInstanceNormalization if conditional else _FoldedInstanceNormalization
+        folded[norm.name] = folding(norm, norm.epsilon * np.square(scale))
     _clip_output_conv(copy.get_layer("out_conv"))
 
     def swap(layer):
@@ -193,15 +244,22 @@ def convert(model, mode="int8", calibration=None):
     # from_keras_model freezes the weights into constants; the SavedModel and
     # concrete-function routes keep READ_VARIABLE ops that the calibrator cannot run.
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if calibration and style_count(model) is not None:
+        # The converted model's inputs come in its own order: feed them by signature name.
+        names = [t.name.split(":")[0] for t in model.inputs]
+        calibration = [dict(zip(names, inputs)) for inputs in calibration_inputs(model, calibration)]
+    else:
+        calibration = calibration and calibration_inputs(model, calibration)
     return _convert(converter, mode, calibration)
 
 
 def _convert(converter, mode, calibration):
+    """``calibration``: the representative dataset, a list of input lists (or of {name: input} dicts)."""
     if mode == "int8":
         if not calibration:
             raise ConversionError("int8 conversion needs a representative dataset")
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: ([c] for c in calibration)
+        converter.representative_dataset = lambda: iter(calibration)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.uint8
         converter.inference_output_type = tf.uint8

@@ -15,10 +15,10 @@ import tensorflow as tf
 from absl import logging
 
 from tfstyle import callbacks as cb
-from tfstyle import data, distribution, recipes, styles, vgg
+from tfstyle import data, distribution, models, multistyle, recipes, styles, vgg
 from tfstyle.config import MIN_IMAGE_SIZE, TrainConfig  # noqa: F401  (TrainConfig: re-exported)
 from tfstyle.model import StyleTransferModel
-from tfstyle.transformer import build_transformer
+from tfstyle.transformer import ConditionalInstanceNormalization, InstanceNormalization, build_transformer
 
 
 class TrainingError(RuntimeError):
@@ -54,20 +54,101 @@ def make_optimizer(config):
     return keras.optimizers.Adam(lr, gradient_accumulation_steps=accumulate)
 
 
+def is_multi_style(config):
+    """Whether ``config`` trains a multi-style network (several styles, an identity row, or --add_to)."""
+    return len(multistyle.split_styles(config.style)) > 1 or config.identity_style or bool(config.add_to)
+
+
+def add_to_weights(add_to):
+    """The weights file of ``--add_to``: a weights file, or a run folder's final weights."""
+    path = os.path.join(add_to, "transformer.weights.h5") if os.path.isdir(add_to) else add_to
+    if not os.path.isfile(path):
+        raise TrainingError(f"--add_to={add_to}: no transformer weights there (a run folder with "
+                            "transformer.weights.h5, or a .weights.h5 / .npz file)")
+    return path
+
+
+def base_row_names(path, model):
+    """Row names of the network ``--add_to`` names; a single-style network's one row is named by its run."""
+    if getattr(model, "row_names", None):
+        return list(model.row_names)
+    try:
+        with open(os.path.join(os.path.dirname(path), "config.json")) as f:
+            return [styles.style_name(json.load(f)["style"])]
+    except (OSError, ValueError, KeyError):
+        return [os.path.basename(path).split(".")[0]]
+
+
+def style_rows(config):
+    """(row names, style image path per row or None, rows to train, add-to weights path or None)."""
+    new = multistyle.split_styles(config.style)
+    if not config.add_to:
+        rows = [styles.style_name(s) for s in new] + ([multistyle.PHOTO] if config.identity_style else [])
+        return multistyle.check_row_names(rows), new + [None] * config.identity_style, list(range(len(rows))), None
+    path = add_to_weights(config.add_to)
+    base = base_row_names(path, models.load_transformer(path))
+    photo = multistyle.has_photo(base) or config.identity_style
+    kept = multistyle.style_names(base)
+    rows = multistyle.check_row_names(kept + [styles.style_name(s) for s in new] + [multistyle.PHOTO] * photo)
+    images = [None] * len(kept) + new + [None] * photo
+    trained = list(range(len(kept), len(kept) + len(new)))
+    if photo and not multistyle.has_photo(base):
+        trained.append(len(rows) - 1)
+    return rows, images, trained, path
+
+
+def copy_into(base, model, base_rows, rows):
+    """Copies ``base``'s weights into the multi-style ``model``: convs as they are, each named style row
+    into its row of ``model``; rows new to ``model`` start from the mean of the base's style rows."""
+    for layer in model.layers:
+        source = base.get_layer(layer.name)
+        if isinstance(layer, ConditionalInstanceNormalization):
+            for table, name in ((layer.scale, "scale"), (layer.offset, "offset")):
+                old = getattr(source, name).numpy()
+                old = old[None] if isinstance(source, InstanceNormalization) else old
+                styled = [i for i, n in enumerate(base_rows) if n != multistyle.PHOTO]
+                value = np.stack([old[base_rows.index(n)] if n in base_rows else old[styled].mean(axis=0)
+                                  for n in rows])
+                table.assign(value)
+        elif layer.weights:
+            layer.set_weights(source.get_weights())
+
+
 def build_model(config, strategy=None):
-    """The compiled ``StyleTransferModel``, built (variables and optimizer slots exist) for restoring."""
+    """The compiled ``StyleTransferModel``, built (variables and optimizer slots exist) for restoring.
+
+    Several comma-separated ``--style`` values, ``--identity_style`` or ``--add_to`` build a
+    multi-style network (``tfstyle.multistyle``); one style builds today's single-style network.
+    """
     strategy = strategy or tf.distribute.get_strategy()
     config = with_recipe(config)
-    style_image = styles.load_style_image(config.style, config.style_size)
+    multi = is_multi_style(config)
+    if multi:
+        rows, sources, trained, base_path = style_rows(config)
+        style_image = [None if s is None else styles.load_style_image(s, config.style_size) for s in sources]
+        base = models.load_transformer(base_path) if base_path else None
+    else:
+        style_image = styles.load_style_image(config.style, config.style_size)
     with strategy.scope():
         keras.utils.set_random_seed(config.seed)
+        transformer = build_transformer(num_styles=len(rows)) if multi else build_transformer()
+        extra = {}
+        if multi:
+            transformer.row_names = tuple(rows)
+            extra = {"row_names": rows, "train_rows": trained}
+            if base is not None:
+                copy_into(base, transformer, base_row_names(base_path, base), rows)
+                for layer in transformer.layers:  # only the style rows learn; the convs stay as they are
+                    layer.trainable = isinstance(layer, ConditionalInstanceNormalization)
+                extra["frozen_rows_mask"] = [1.0 if r in trained else 0.0 for r in range(len(rows))]
         model = StyleTransferModel(
-            build_transformer(),
+            transformer,
             vgg.build_loss_network(config.vgg_weights, config.style_layers, config.content_layer, seed=config.seed),
             style_image,
             content_weight=config.content_weight,
             style_weight=config.style_weight,
             tv_weight=config.tv_weight,
+            **extra,
         )
         model.compile(optimizer=make_optimizer(config), jit_compile=config.jit_compile)
         model(tf.zeros((1, 32, 32, 3)))  # builds the model, so a backup can be restored into it
@@ -75,20 +156,47 @@ def build_model(config, strategy=None):
     return model
 
 
-def make_dataset(config, skipped):
+def make_dataset(config, skipped, train_rows=None):
+    """Batches of photos; with ``train_rows`` (multi-style), ``(photos, style_ids)`` pairs."""
     if config.data_dir:
-        return data.folder_dataset(config.data_dir, config.image_size, config.batch_size, skipped=skipped, shuffle_seed=config.seed)
-    return data.tfds_dataset(config.dataset, config.image_size, config.batch_size, data_dir=config.tfds_data_dir or None)
+        ds = data.folder_dataset(config.data_dir, config.image_size, config.batch_size, skipped=skipped, shuffle_seed=config.seed)
+    else:
+        ds = data.tfds_dataset(config.dataset, config.image_size, config.batch_size, data_dir=config.tfds_data_dir or None)
+    return ds if train_rows is None else with_style_ids(ds, train_rows, config.batch_size)
+
+
+def with_style_ids(dataset, train_rows, batch_size):
+    """Pairs every batch with style row ids, the trained rows round-robin over the examples.
+
+    Example j of batch i gets ``train_rows[(i * batch_size + j) % len(train_rows)]``: every
+    style gets the same number of examples (to within one per batch), and a batch of at least
+    as many examples as styles holds every style; the ids travel with their examples when a
+    strategy splits the batch over replicas.
+    """
+    rows = tf.constant(train_rows, tf.int32)
+    n = len(train_rows)
+
+    def pair(i, images):
+        return images, tf.gather(rows, (tf.cast(i, tf.int32) * batch_size + tf.range(batch_size)) % n)
+
+    return dataset.enumerate().map(pair)
 
 
 def run_dir(config):
+    """``<runs_dir>/<style>``; a multi-style run is filed under its row names joined by '-'
+    (a name TF Serving and ``tfstyle serve`` accept as a model name once exported)."""
+    if is_multi_style(config):
+        rows = style_rows(config)[0]
+        return os.path.join(config.runs_dir, "-".join(rows))
     return os.path.join(config.runs_dir, styles.style_name(config.style))
 
 
 def train(config):
     """Trains (or resumes) a style; returns the path of the final transformer weights."""
     validate(config)
-    styles.resolve_style(config.style)  # fail on an unknown style before anything slow
+    for style in multistyle.split_styles(config.style):
+        styles.resolve_style(style)  # fail on an unknown style before anything slow
+    rows = style_rows(config) if is_multi_style(config) else None
     config = with_recipe(config)
     precision = distribution.set_precision(config.precision)
     strategy = distribution.make_strategy(config.strategy)
@@ -97,7 +205,7 @@ def train(config):
     # only the chief's final weights are the run's result.
     out_dir = run_dir(config) if is_chief else os.path.join(run_dir(config), f"worker{worker}")
     skipped = data.SkippedFiles()
-    dataset = make_dataset(config, skipped)
+    dataset = make_dataset(config, skipped, rows[2] if rows else None)
     model = build_model(config, strategy)
     logging.info("precision %s, global batch %d over %d replica(s), output in %s",
                  precision, config.batch_size, strategy.num_replicas_in_sync, out_dir)
@@ -105,8 +213,10 @@ def train(config):
     accum = max(1, config.accum_steps)
     # With gradient accumulation Keras' `iterations` already counts optimizer updates, not batches.
     steps_of = lambda m: int(m.optimizer.iterations.numpy())  # noqa: E731
-    preview_images = data.first_batch(dataset, skipped)[: config.preview_count]
-    write_config(out_dir, config, precision_used=precision, final_step=None)  # what a run in progress uses
+    first = data.first_batch(dataset, skipped)
+    preview_images = (first[0] if rows else first)[: config.preview_count]
+    names = {"row_names": rows[0] if rows else None, "style_names": multistyle.style_names(rows[0]) if rows else None}
+    write_config(out_dir, config, precision_used=precision, final_step=None, **names)  # what a run in progress uses
     backup = cb.SafeBackupAndRestore(os.path.join(out_dir, "backup"), steps_of, double_checkpoint=True,
                                      delete_checkpoint=False)  # kept, so the same command run again resumes at the end
     callbacks = [
@@ -135,7 +245,7 @@ def train(config):
             "lower --lr or the loss weights, or use --precision=float32, and run the same command again")
     final = os.path.join(out_dir, "transformer.weights.h5")
     cb.save_weights_atomically(model.transformer, final)
-    write_config(out_dir, config, precision_used=precision, final_step=step, skipped_files=len(skipped))
+    write_config(out_dir, config, precision_used=precision, final_step=step, skipped_files=len(skipped), **names)
     logging.info("finished at step %d; transformer weights in %s", step, final)
     print(f"wrote {final}")
     return final
@@ -163,3 +273,8 @@ def validate(config):
         raise TrainingError(f"--lr={config.lr}: must be positive")
     if config.preview_every < 0 or config.log_every < 0:
         raise TrainingError("--preview_every and --log_every must be >= 0")
+    names = multistyle.split_styles(config.style)
+    if not names:
+        raise TrainingError("--style: give a style name or image path (several, separated by commas)")
+    if config.add_to and not os.path.exists(config.add_to):
+        raise TrainingError(f"--add_to={config.add_to}: no such run folder or weights file")

@@ -97,6 +97,64 @@ class InstanceNormalization(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="tfstyle")
+class ConditionalInstanceNormalization(layers.Layer):
+    """Instance normalization with one learned scale and offset per style (Dumoulin et al., 2017).
+
+    Called on ``[x, style_weights]``: ``x`` [B, H, W, C] and ``style_weights`` [B, num_styles],
+    each row a convex combination (non-negative, summing to 1). The scale and offset applied
+    to image b are ``style_weights[b] @ scale`` and ``style_weights[b] @ offset`` over the
+    tables ``scale``, ``offset`` [num_styles, C]: a one-hot row is exactly the plain
+    ``InstanceNormalization`` of that style, and a mixed row blends styles in norm space.
+    The statistics are those of ``InstanceNormalization`` (float32, the same ops).
+    """
+
+    def __init__(self, num_styles, epsilon=1e-5, **kwargs):
+        super().__init__(**kwargs)
+        self.num_styles = int(num_styles)
+        self.epsilon = epsilon
+
+    def build(self, input_shape):
+        channels = input_shape[0][-1]
+        self.scale = self.add_weight(name="scale", shape=(self.num_styles, channels), initializer="ones")
+        self.offset = self.add_weight(name="offset", shape=(self.num_styles, channels), initializer="zeros")
+
+    def mixed(self, style_weights):
+        """(scale, offset) of each image: float32 [B, 1, 1, C] each."""
+        w = tf.cast(style_weights, tf.float32)
+        scale = tf.matmul(w, tf.cast(self.scale, tf.float32))
+        offset = tf.matmul(w, tf.cast(self.offset, tf.float32))
+        return scale[:, None, None, :], offset[:, None, None, :]
+
+    def call(self, inputs):
+        x, style_weights = inputs
+        x32 = tf.cast(x, tf.float32)
+        mean = tf.reduce_mean(x32, axis=[1, 2], keepdims=True)
+        d = x32 - mean
+        variance = tf.reduce_mean(d * d, axis=[1, 2], keepdims=True)
+        scale, offset = self.mixed(style_weights)
+        y = d * (tf.math.rsqrt(variance + self.epsilon) * scale) + offset
+        return tf.cast(y, self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        return {**super().get_config(), "num_styles": self.num_styles, "epsilon": self.epsilon}
+
+
+def _norm(x, name, style_weights=None):
+    """The instance norm of ``x``: plain, or conditional on ``style_weights`` in a multi-style net."""
+    if style_weights is None:
+        return InstanceNormalization(name=name)(x)
+    return ConditionalInstanceNormalization(style_weights.shape[-1], name=name)([x, style_weights])
+
+
+def style_count(model):
+    """The number of style rows of a multi-style transformer (its ``style_weights`` input), else None."""
+    return int(model.inputs[1].shape[-1]) if len(model.inputs) > 1 else None
+
+
+@keras.saving.register_keras_serializable(package="tfstyle")
 class Conv2D(layers.Conv2D):
     """Keras' Conv2D; ``upsample=2`` makes it nearest x2 upsampling + reflection pad 1 + 3x3 conv,
     ``space_to_depth=2`` computes a stride-1 conv with an odd kernel on a space-to-depth grid.
@@ -210,21 +268,21 @@ def space_to_depth_block(kernel):
     return 2 if kernel == 9 else 1
 
 
-def _conv(x, filters, kernel, stride, name, norm=True, relu=True):
+def _conv(x, filters, kernel, stride, name, norm=True, relu=True, style_weights=None):
     """Reflection pad -> conv -> instance norm -> ReLU."""
     x = ReflectionPadding2D(kernel // 2, name=f"{name}_pad")(x)
     x = Conv2D(filters, kernel, strides=stride, padding="valid", space_to_depth=space_to_depth_block(kernel),
                name=f"{name}_conv")(x)
     if norm:
-        x = InstanceNormalization(name=f"{name}_norm")(x)
+        x = _norm(x, f"{name}_norm", style_weights)
     if relu:
         x = layers.ReLU(name=f"{name}_relu")(x)
     return x
 
 
-def _residual_block(x, name):
-    y = _conv(x, 128, 3, 1, f"{name}_a")
-    y = _conv(y, 128, 3, 1, f"{name}_b", relu=False)
+def _residual_block(x, name, style_weights=None):
+    y = _conv(x, 128, 3, 1, f"{name}_a", style_weights=style_weights)
+    y = _conv(y, 128, 3, 1, f"{name}_b", relu=False, style_weights=style_weights)
     return layers.Add(name=f"{name}_add")([x, y])
 
 
@@ -233,30 +291,37 @@ def _residual_block(x, name):
 MIN_SIDE = 5
 
 
-def build_transformer(name="transformer"):
+def build_transformer(name="transformer", num_styles=None):
     """Returns the transformer net: float RGB 0..255 in, float RGB 0..255 out, same H x W.
 
     Any H and W work: the input is reflection-padded up to a multiple of 4 before
     the two stride-2 convs and the output is cropped back, so a 257x301 photo comes
     back 257x301.
+
+    ``num_styles`` None: the single-style net (one input). An integer: the multi-style
+    net, inputs ``[image, style_weights]`` with ``style_weights`` float [B, num_styles]
+    (convex combinations), every instance norm a ``ConditionalInstanceNormalization``
+    and every conv shared by all styles. Both nets create their layers in the same
+    order, so the convs are filed under the same names in a weights file.
     """
     image = keras.Input(shape=(None, None, 3), name="image")
+    style_weights = None if num_styles is None else keras.Input(shape=(int(num_styles),), name="style_weights")
     x = layers.Rescaling(1.0 / 255.0, name="to_unit")(image)
     x = PadToMultiple(4, name="pad_to_multiple")(x)
     for i, (filters, kernel, stride) in enumerate(DOWNSAMPLE, start=1):
-        x = _conv(x, filters, kernel, stride, f"down{i}")
+        x = _conv(x, filters, kernel, stride, f"down{i}", style_weights=style_weights)
     for i in range(1, NUM_RESIDUAL_BLOCKS + 1):
-        x = _residual_block(x, f"res{i}")
+        x = _residual_block(x, f"res{i}", style_weights)
     for i, (filters, kernel) in enumerate(UPSAMPLE, start=1):
         x = Conv2D(filters, kernel, upsample=2, name=f"up{i}_conv")(x)
-        x = InstanceNormalization(name=f"up{i}_norm")(x)
+        x = _norm(x, f"up{i}_norm", style_weights)
         x = layers.ReLU(name=f"up{i}_relu")(x)
     x = _conv(x, 3, 9, 1, "out", norm=False, relu=False)
     # tanh keeps the output in 0..255 (bounded outputs also quantize well).
     x = layers.Activation("tanh", dtype="float32", name="out_tanh")(x)
     x = layers.Rescaling(127.5, offset=127.5, dtype="float32", name="to_pixels")(x)
     x = CropLike(name="crop_to_input", dtype="float32")([x, image])
-    return keras.Model(image, x, name=name)
+    return keras.Model(image if style_weights is None else [image, style_weights], x, name=name)
 
 
 @keras.saving.register_keras_serializable(package="tfstyle")

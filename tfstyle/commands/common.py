@@ -53,7 +53,18 @@ def loss_settings():
     return {name: getattr(FLAGS, name) for name in names}
 
 
-def fail(message, code=1):
-    """Ends the command with one line on stderr: ``error: <message>``."""
+def fail(message, code=1, hard=False):
+    """Ends the command with one line on stderr: ``error: <message>``.
+
+    ``hard``: leave at once, without the interpreter's shutdown. After a tf.data
+    pipeline failed, its worker threads may still be inside a Python function and
+    a normal exit can wait on them for ever.
+    """
     print(f"error: {message}", file=sys.stderr)
+    if hard:
+        import os
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
     sys.exit(code)

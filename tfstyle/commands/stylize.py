@@ -3,6 +3,9 @@
     tfstyle stylize --style=mosaic photo.jpg out.jpg
     tfstyle stylize --style=mosaic a.jpg b.png outdir/
     tfstyle stylize --model=saved_models/mosaic_int8.tflite photos/ outdir/
+    tfstyle stylize --model=runs/mosaic-candy-photo/transformer.weights.h5 --style=mosaic:0.7,candy:0.3 \
+        --strength=0.8 photo.jpg out.jpg
+    tfstyle stylize --model=NETWORK --contact_sheet photo.jpg sheet.png
 
 --style is a style name: your trained run (<runs_dir>/<style>/), else your
 latest export (<saved_models>/<style>/<version>), else the weights shipped with
@@ -10,6 +13,12 @@ tfstyle. --model (or a path given as --style) is transformer weights (.h5), a
 SavedModel directory or a .tflite file. Photos are turned upright per EXIF and
 come back at their own size (--max_size downscales first); photos larger than
 --tile_size go through in tiles with blended seams.
+
+A multi-style network (weights, SavedModel or .tflite) takes --style as a blend of
+its styles, NAME[:WEIGHT],... (weights normalized; default: its first style), or
+--style_weights with one number per style. --strength goes from 0 (the photo) to 1
+(the full style): in norm space when the network has an identity style, else as a
+pixel fade. A blend without --model looks for a multi-style run holding its styles.
 """
 
 from absl import flags
@@ -28,18 +37,26 @@ flags.DEFINE_integer("tile_overlap", 128, "Overlap of neighbouring tiles in pixe
 flags.DEFINE_integer("stats_size", 1536, "Longer side of the photo copy whose normalization statistics tiles use.",
                      lower_bound=16)
 flags.DEFINE_bool("preserve_color", False, "Keep the photo's colours: transfer only the stylized luminance.")
+flags.DEFINE_float("strength", 1.0, "From 0 (the photo) to 1 (the full style).")
+flags.DEFINE_list("style_weights", None, "Multi-style network: one weight per style, in its order (normalized).")
+flags.DEFINE_bool("contact_sheet", False, "Write one image: the photo and every style of the network, labelled.")
 FLAGS = flags.FLAGS
 
 
 def main(argv):
-    from tfstyle import models, styles, stylize, tiling
+    from tfstyle import models, multistyle, styles, stylize, tiling
 
     try:
+        weights = None
+        if FLAGS.style_weights:
+            weights = [multistyle.parse_number(w, "--style_weights") for w in FLAGS.style_weights]
         failures = stylize.run(
             argv[1:], FLAGS.style, FLAGS.model, FLAGS.runs_dir, FLAGS.saved_models, FLAGS.max_size,
             FLAGS.tile_size, FLAGS.tile_overlap, FLAGS.stats_size, FLAGS.preserve_color,
+            strength=FLAGS.strength, style_weights=weights, sheet=FLAGS.contact_sheet,
         )
-    except (stylize.StylizeError, tiling.TilingError, models.ModelError, styles.UnknownStyleError, FileNotFoundError) as e:
+    except (stylize.StylizeError, tiling.TilingError, models.ModelError, styles.UnknownStyleError, FileNotFoundError,
+            multistyle.StyleWeightsError) as e:
         common.fail(e, 2 if isinstance(e, stylize.StylizeError) and str(e).startswith("usage:") else 1)
     if failures:
         return 1

@@ -1,9 +1,17 @@
-"""Train a fast style transfer network for one style.
+"""Train a fast style transfer network for one style, or one network for several styles.
 
     tfstyle train --style=mosaic --data_dir=PHOTOS [--vgg_weights=FILE] [--steps=N]
+    tfstyle train --style=mosaic,candy,starry_night --identity_style --data_dir=PHOTOS
+    tfstyle train --style=the_scream --add_to=runs/mosaic-candy-starry_night-photo --data_dir=PHOTOS
 
-Outputs go to <runs_dir>/<style>/: final weights, checkpoints, previews,
-TensorBoard logs. Run the same command again after an interruption (even
+Outputs go to <runs_dir>/<style>/ (a multi-style run: <runs_dir>/<style>-<style>-.../):
+final weights, checkpoints, previews, TensorBoard logs. Several --style values train
+one network whose instance norms hold a scale and offset per style (convolutions
+shared), each batch's examples going to the styles in turn; the log shows each
+style's loss (style_<name>). --identity_style adds a "photo" row trained with the
+content loss only, which `tfstyle stylize --strength` blends towards. --add_to trains
+new styles into an existing network: only their norm rows learn, so the styles
+already there stay bit-identical. Run the same command again after an interruption (even
 kill -9) and training resumes at the last checkpoint; a larger --steps trains
 longer. Progress goes to the log every --log_every steps.
 """
@@ -14,7 +22,12 @@ from tfstyle.commands import common
 from tfstyle.config import MIN_IMAGE_SIZE
 
 d = common.DEFAULTS
-common.define_style()
+common.define_style(help_text="Bundled style name (see `tfstyle styles`) or a path to a style image; several, "
+                    "separated by commas, train one multi-style network.")
+flags.DEFINE_bool("identity_style", d.identity_style, "Multi-style: also train the identity 'photo' style (content "
+                  "loss only), so --strength at stylize time blends in norm space rather than in pixels.")
+flags.DEFINE_string("add_to", d.add_to, "A multi-style run folder or weights file: train --style into it as new "
+                    "style(s), learning only their norm parameters (convolutions and other styles frozen).")
 common.define_runs_dir()
 common.define_loss_network()
 flags.DEFINE_string("data_dir", d.data_dir, "Folder of training photos (searched recursively). Empty: use --dataset.")
@@ -44,11 +57,12 @@ FLAGS = flags.FLAGS
 def main(argv):
     if len(argv) > 1:
         common.fail(f"unexpected arguments: {' '.join(argv[1:])} (flags take the form --name=value)", 2)
-    from tfstyle import data, images, styles, training, vgg
+    from tfstyle import data, images, models, multistyle, styles, training, vgg
     from tfstyle.config import TrainConfig
 
     config = TrainConfig(**{f: getattr(FLAGS, f) for f in TrainConfig.__dataclass_fields__ if f in FLAGS})
     try:
         training.train(config)
-    except (styles.UnknownStyleError, data.DataError, vgg.LossNetworkError, images.ImageError, training.TrainingError) as e:
-        common.fail(e)
+    except (styles.UnknownStyleError, data.DataError, vgg.LossNetworkError, images.ImageError, training.TrainingError,
+            multistyle.StyleWeightsError, models.ModelError) as e:
+        common.fail(e, hard=isinstance(e, data.DataError))
