@@ -107,7 +107,9 @@ def test_multi_style_training_logs_a_loss_per_style(photo_batch):
 def test_multi_style_step_under_mirrored_strategy(photo_batch):
     devices = [d.name for d in tf.config.list_logical_devices("CPU")]
     assert len(devices) == 2, "conftest must configure two logical CPUs"
-    strategy = tf.distribute.MirroredStrategy(devices)
+    # Reduction through one device: collective all-reduce keys of an earlier MirroredStrategy in the same
+    # process (test_model.py) would clash with this network's other variable sizes.
+    strategy = tf.distribute.MirroredStrategy(devices, cross_device_ops=tf.distribute.ReductionToOneDevice())
     model = training.build_model(TINY, strategy)
     before = [w.copy() for w in model.transformer.get_weights()]
     ds = training.with_style_ids(tf.data.Dataset.from_tensors(photo_batch).repeat(), [0, 1], 4)
