@@ -7,7 +7,6 @@ here, in the entry point, and nowhere in the library.
 """
 
 import importlib
-import logging
 import os
 import sys
 
@@ -43,7 +42,6 @@ def main(argv=None):
         print(f"error: unknown subcommand '{name}'\n\n{usage()}", file=sys.stderr)
         return 2
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
-    logging.getLogger("tensorflow").setLevel(logging.WARNING)  # its INFO lines on saving and converting
     module = importlib.import_module(SUBCOMMANDS[name][0])
     if any(arg in HELP for arg in argv[2:]):
         print(f"usage: tfstyle {name} [flags] [args]\n\n{command_help(name, module)}")

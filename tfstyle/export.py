@@ -185,7 +185,8 @@ def export_savedmodel(model, out_dir, style, version=None, overwrite=False):
     tmp = os.path.join(base, f".tmp-{version}-{uuid.uuid4().hex[:8]}")
     try:
         module = serving_module(model)
-        tf.saved_model.save(module, tmp, signatures=signatures(module))
+        with tflite.quiet_tensorflow():
+            tf.saved_model.save(module, tmp, signatures=signatures(module))
         if os.path.exists(final):
             # Swap: the old version disappears only once the new one is complete.
             old = os.path.join(base, f".old-{version}-{uuid.uuid4().hex[:8]}")

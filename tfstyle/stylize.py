@@ -148,13 +148,12 @@ class _FixedStatsNormalization(keras.layers.Layer):
     def call(self, inputs):
         conditional = isinstance(inputs, (list, tuple))
         x = inputs[0] if conditional else inputs
-        x32 = tf.cast(x, tf.float32)
-        y = (x32 - self.mean) * tf.math.rsqrt(self.variance + self.source.epsilon)
         if conditional:
             scale, offset = self.source.mixed(inputs[1])
         else:
             scale, offset = tf.cast(self.source.scale, tf.float32), tf.cast(self.source.offset, tf.float32)
-        return tf.cast(y * scale + offset, self.compute_dtype)
+        a = tf.math.rsqrt(self.variance + self.source.epsilon) * scale
+        return tf.cast((tf.cast(x, tf.float32) - self.mean) * a + offset, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
         return input_shape[0] if isinstance(input_shape, list) else input_shape

@@ -22,12 +22,13 @@ import warnings
 import keras
 import numpy as np
 import tensorflow as tf
+from absl import logging
 from PIL import Image
 
 from tfstyle import litert
 from tfstyle.images import ImageError, list_images, load_image
 from tfstyle.transformer import (Conv2D, ConditionalInstanceNormalization, InstanceNormalization,
-                                 ReflectionPadding2D, style_count)
+                                 ReflectionPadding2D, moments, style_count)
 
 # Tensor types an "integer only" model may contain: quantized activations, int32 biases and shapes.
 INTEGER_TYPES = (np.uint8, np.int8, np.int16, np.int32, np.int64, np.bool_)
@@ -71,26 +72,8 @@ def representative_crops(image_dir, num_crops=100, crop_size=256, seed=0):
 
 
 class _FoldedInstanceNormalization(keras.layers.Layer):
-    """``transformer.InstanceNormalization`` with a per-channel epsilon (see ``quantization_friendly``)."""
-
-    def __init__(self, source, epsilon):
-        super().__init__(name=f"{source.name}_folded")
-        self.source = source
-        self.epsilon = self.add_weight(name="epsilon", shape=(len(epsilon),), trainable=False,
-                                       initializer=keras.initializers.Constant(np.asarray(epsilon, np.float32)))
-
-    def call(self, x):
-        mean = tf.reduce_mean(x, axis=[1, 2], keepdims=True)
-        d = x - mean
-        variance = tf.reduce_mean(d * d, axis=[1, 2], keepdims=True)  # MUL: int8 has no SQUARE kernel
-        a = tf.math.rsqrt(variance + self.epsilon) * self.source.scale
-        # x * a + b rather than (x - mean) * a + offset: one int8 requantization fewer on the
-        # full-size path (+0.5 dB INT8 vs float); a and b are per-image, per-channel vectors.
-        return x * a + (self.source.offset - mean * a)
-
-
-class _FoldedConditionalInstanceNormalization(keras.layers.Layer):
-    """``ConditionalInstanceNormalization`` with a per-channel epsilon, called on ``[x, style_weights]``."""
+    """``transformer.InstanceNormalization`` (or its conditional form, then called on
+    ``[x, style_weights]``) with a per-channel epsilon (see ``quantization_friendly``)."""
 
     def __init__(self, source, epsilon):
         super().__init__(name=f"{source.name}_folded")
@@ -99,16 +82,18 @@ class _FoldedConditionalInstanceNormalization(keras.layers.Layer):
                                        initializer=keras.initializers.Constant(np.asarray(epsilon, np.float32)))
 
     def call(self, inputs):
-        x, style_weights = inputs
-        mean = tf.reduce_mean(x, axis=[1, 2], keepdims=True)
-        d = x - mean
-        variance = tf.reduce_mean(d * d, axis=[1, 2], keepdims=True)
-        scale, offset = self.source.mixed(style_weights)
+        if isinstance(inputs, (list, tuple)):
+            x, (scale, offset) = inputs[0], self.source.mixed(inputs[1])
+        else:
+            x, scale, offset = inputs, self.source.scale, self.source.offset
+        mean, _, variance = moments(x)
         a = tf.math.rsqrt(variance + self.epsilon) * scale
+        # x * a + b rather than (x - mean) * a + offset: one int8 requantization fewer on the
+        # full-size path (+0.5 dB INT8 vs float); a and b are per-image, per-channel vectors.
         return x * a + (offset - mean * a)
 
     def compute_output_shape(self, input_shape):
-        return input_shape[0]
+        return input_shape[0] if isinstance(input_shape, list) else input_shape
 
 
 def calibration_inputs(model, crops, seed=0):
@@ -214,8 +199,7 @@ def quantization_friendly(model, calibration):
         scale = 1.0 / np.sqrt(np.mean(variance, axis=0) + norm.epsilon)
         conv.kernel.assign(conv.kernel.numpy() * scale)  # output channels are the last axis
         conv.bias.assign((conv.bias.numpy() - np.mean(mean, axis=0)) * scale)
-        folding = _FoldedConditionalInstanceNormalization if conditional else _FoldedInstanceNormalization
-        folded[norm.name] = folding(norm, norm.epsilon * np.square(scale))
+        folded[norm.name] = _FoldedInstanceNormalization(norm, norm.epsilon * np.square(scale))
     _clip_output_conv(copy.get_layer("out_conv"))
 
     def swap(layer):
@@ -253,6 +237,22 @@ def convert(model, mode="int8", calibration=None):
     return _convert(converter, mode, calibration)
 
 
+@contextlib.contextmanager
+def quiet_tensorflow():
+    """Holds back TensorFlow's INFO lines while it saves or converts a model.
+
+    TensorFlow logs each saved signature, shard and fingerprint through absl at
+    INFO, the level tfstyle's own progress lines use; inside this block only
+    warnings and errors get through.
+    """
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.set_verbosity(verbosity)
+
+
 def _convert(converter, mode, calibration):
     """``calibration``: the representative dataset, a list of input lists (or of {name: input} dicts)."""
     if mode == "int8":
@@ -269,7 +269,7 @@ def _convert(converter, mode, calibration):
     try:
         # Keras' export prints each artifact's signature on stdout, and the converter warns that uint8
         # inputs have no statistics (they need none: scale 1, zero point 0); neither is for users.
-        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings(), quiet_tensorflow():
             warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
             return converter.convert()
     except Exception as e:  # the converter raises ConverterError and friends
