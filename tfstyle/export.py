@@ -32,7 +32,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfstyle import litert, multistyle, styles, tflite
+from tfstyle import litert, models, multistyle, styles, tflite
 from tfstyle.images import list_images, load_image
 from tfstyle.models import load_transformer, version_dirs
 from tfstyle.transformer import style_count
@@ -301,7 +301,7 @@ def export_style(
     saved = export_savedmodel(model, out_dir, style, version=version, overwrite=overwrite)
     report = {
         "style": styles.style_name(style),
-        "weights": os.path.abspath(weights),
+        "weights": os.path.relpath(weights, os.path.dirname(models.PRETRAINED_DIR)) if shipped else weights,
         "savedmodel": {"path": saved, "version": int(os.path.basename(saved)), "bytes": dir_size(saved)},
         "tflite": {},
     }
