@@ -70,7 +70,7 @@ def main():
     p.add_argument("--runs_dir", default="runs")
     p.add_argument("--saved_models", default=os.path.join(repo, "saved_models"), help="where <style>_int8.tflite is")
     p.add_argument("--images", default=os.path.join(repo, "..", "shared", "data", "content", "eval"))
-    p.add_argument("--photos", default="kodim01.png,kodim05.png,kodim23.png", help="comma list of file names in --images")
+    p.add_argument("--photos", default="kodim01.png,kodim05.png,kodim15.png", help="comma list of file names in --images")
     p.add_argument("--size", type=int, default=256, help="longer side of the photos")
     p.add_argument("--iterations", type=int, default=100)
     p.add_argument("--vgg_weights", default="imagenet")
