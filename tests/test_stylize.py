@@ -154,6 +154,7 @@ def test_cli_stylizes_one_photo_with_flags_after_the_paths(weights, tmp_path):
     result = run_cli(str(src), str(tmp_path / "out.jpg"), f"--model={weights}")
     assert result.returncode == 0, result.stderr
     assert Image.open(tmp_path / "out.jpg").size == (44, 30)
+    assert result.stdout.strip() == f"wrote {tmp_path / 'out.jpg'}"
 
 
 def test_cli_corrupt_file_is_a_one_line_error(weights, tmp_path):

@@ -301,7 +301,9 @@ def export_style(
     saved = export_savedmodel(model, out_dir, style, version=version, overwrite=overwrite)
     report = {
         "style": styles.style_name(style),
-        "weights": os.path.relpath(weights, os.path.dirname(models.PRETRAINED_DIR)) if shipped else weights,
+        # Shipped weights are recorded inside the package, without this machine's path.
+        "weights": os.path.relpath(weights, os.path.dirname(models.PRETRAINED_DIR))
+        if os.path.dirname(os.path.abspath(weights)) == models.PRETRAINED_DIR else weights,
         "savedmodel": {"path": saved, "version": int(os.path.basename(saved)), "bytes": dir_size(saved)},
         "tflite": {},
     }

@@ -391,4 +391,6 @@ def run(args, style="", model="", runs_dir="runs", saved_models="saved_models", 
         progress.close()
     if len(jobs) > 1:
         print(f"stylized {len(jobs) - failures} of {len(jobs)} images into {args[-1]}", file=sys.stderr)
+    elif not failures:
+        print(f"wrote {jobs[0][1]}")
     return failures
