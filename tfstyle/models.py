@@ -122,6 +122,17 @@ def checkpoints(run_dir):
     return sorted(glob.glob(os.path.join(run_dir, "checkpoints", "transformer_step*.weights.h5")))
 
 
+def run_config(weights_path):
+    """The ``config.json`` of the training run that wrote ``weights_path`` (final weights or a checkpoint), or {}."""
+    for run in (os.path.dirname(weights_path), os.path.dirname(os.path.dirname(weights_path))):
+        try:
+            with open(os.path.join(run, "config.json")) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            continue
+    return {}
+
+
 def find_weights(style, runs_dir="runs", weights=None):
     """``weights`` if given, else the run's final weights, else the shipped ones; a ``ModelError`` if none.
 

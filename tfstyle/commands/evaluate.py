@@ -42,19 +42,6 @@ def positive_ints(values, name):
     return numbers
 
 
-def run_settings(weights_path):
-    """The loss settings of the run that made ``weights_path`` (its config.json), for the flags left unset."""
-    import json
-
-    for run in (os.path.dirname(weights_path), os.path.dirname(os.path.dirname(weights_path))):
-        try:
-            with open(os.path.join(run, "config.json")) as f:
-                return json.load(f)
-        except (OSError, ValueError):
-            continue
-    return {}
-
-
 def same_weights(a, b):
     return a == b or (bool(a) and os.path.isfile(a) and os.path.isfile(b) and os.path.samefile(a, b))
 
@@ -79,7 +66,7 @@ def main(argv):
         photos = [(os.path.basename(p), images.load_image(p)) for p in paths]
         transformer = models.load_transformer(weights_path)
         settings = common.loss_settings()
-        trained = run_settings(weights_path)
+        trained = models.run_config(weights_path)
         if same_weights(trained.get("vgg_weights"), FLAGS.vgg_weights):
             settings.update({k: trained[k] for k in recipes.SETTINGS if settings[k] is None and k in trained})
         _, loss = recipes.complete(settings.pop("vgg_weights"), **settings)

@@ -9,7 +9,6 @@ against the float model). The weights are --weights, else your training run of
 the style, else the weights shipped with tfstyle. See docs/SERVING.md.
 """
 
-import json
 import os
 
 from absl import flags, logging
@@ -32,19 +31,6 @@ flags.DEFINE_string("eval_dir", "../shared/data/content/eval",
 flags.DEFINE_integer("eval_max_images", 0, "Use at most this many eval photos (0: all).", lower_bound=0)
 FLAGS = flags.FLAGS
 DEFAULT_CALIBRATION_DIR = "../shared/data/content/train"
-
-
-def training_folder(weights):
-    """The folder of photos the weights were trained on, from the run's config.json (or None)."""
-    for run in (os.path.dirname(weights), os.path.dirname(os.path.dirname(weights))):  # final or checkpoints/
-        try:
-            with open(os.path.join(run, "config.json")) as f:
-                data_dir = json.load(f).get("data_dir")
-        except (OSError, ValueError):
-            continue
-        if data_dir and os.path.isdir(data_dir):
-            return data_dir
-    return None
 
 
 def summary_lines(report):
@@ -74,7 +60,9 @@ def main(argv):
     try:
         weights = models.find_weights(FLAGS.style, FLAGS.runs_dir, FLAGS.weights or None)
         logging.info("exporting %s from %s", styles.style_name(FLAGS.style), weights)
-        calibration_dir = FLAGS.calibration_dir or training_folder(weights) or DEFAULT_CALIBRATION_DIR
+        trained_on = models.run_config(weights).get("data_dir")
+        trained_on = trained_on if trained_on and os.path.isdir(trained_on) else None
+        calibration_dir = FLAGS.calibration_dir or trained_on or DEFAULT_CALIBRATION_DIR
         eval_dir = FLAGS.eval_dir
         if eval_dir == flags.FLAGS["eval_dir"].default and not os.path.isdir(eval_dir):
             logging.info("no %s: skipping the accuracy report (pass --eval_dir=FOLDER)", eval_dir)
