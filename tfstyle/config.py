@@ -8,6 +8,7 @@ can show defaults and reject bad flags before TensorFlow loads.
 import dataclasses
 
 MIN_IMAGE_SIZE = 16  # VGG19 pools 4 times before block5: a 16 px crop is 1 px there
+WIDTHS = (0.25, 0.5, 0.75, 1.0)  # the --width values offered (Magenta's ``alpha``): conv filters scale by it
 
 
 @dataclasses.dataclass
@@ -15,6 +16,11 @@ class TrainConfig:
     style: str = "mosaic"  # one style, or several separated by commas: one multi-style network
     identity_style: bool = False  # multi-style: also train the identity "photo" row (strength in norm space)
     add_to: str = ""  # a multi-style run folder or weights file: train --style into it, convolutions frozen
+    name: str = ""  # the run's folder and the network's name; empty: the style name (see training.run_name)
+    width: float = 1.0  # filters of every conv scale by this (one of WIDTHS on the command line)
+    residual_blocks: int = 5  # residual blocks at a quarter of the resolution
+    teacher: str = ""  # a trained network whose outputs the new one also learns to match (distillation)
+    distill_weight: float = 1e4  # weight of the mean squared pixel difference to the teacher's output
     data_dir: str = ""  # a folder of photos; empty means the TFDS dataset below
     dataset: str = "coco/2017"
     tfds_data_dir: str = ""

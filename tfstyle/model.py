@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfstyle import multistyle, perceptual
+from tfstyle import losses, multistyle, perceptual
 from tfstyle.transformer import style_count
 
 LOSS_NAMES = ("loss", "content", "style", "tv")
@@ -33,10 +33,16 @@ class StyleTransferModel(keras.Model):
     batches are drawn from. ``frozen_rows_mask`` (float [rows], 1 for rows to train) zeroes the
     gradient of every other row: with the convolutions made non-trainable, this trains new
     styles into a network while its other styles stay bit-identical.
+
+    Distillation: with a frozen single-style ``teacher`` transformer, the loss adds
+    ``distill_weight`` times the per-image mean squared difference (0..255 pixels) between
+    the transformer's and the teacher's output (``distill`` in the logs). With content and
+    style weights both 0 the loss network is not run at all: pure distillation costs a
+    teacher forward pass instead of two VGG passes.
     """
 
     def __init__(self, transformer, loss_network, style_image, *, content_weight, style_weight, tv_weight,
-                 row_names=None, train_rows=None, frozen_rows_mask=None, **kwargs):
+                 row_names=None, train_rows=None, frozen_rows_mask=None, teacher=None, distill_weight=0.0, **kwargs):
         super().__init__(**kwargs)
         self.transformer = transformer
         self.loss_network = loss_network
@@ -44,6 +50,12 @@ class StyleTransferModel(keras.Model):
         self.content_weight = float(content_weight)
         self.style_weight = float(style_weight)
         self.tv_weight = float(tv_weight)
+        self.teacher = teacher
+        self.distill_weight = float(distill_weight)
+        if teacher is not None:
+            teacher.trainable = False
+            if style_count(transformer) is not None:
+                raise ValueError("distillation trains a single-style transformer")
         self.num_rows = style_count(transformer)
         images = [style_image] if self.num_rows is None else list(style_image)
         if self.num_rows is not None:
@@ -72,7 +84,8 @@ class StyleTransferModel(keras.Model):
             value = gram if self.num_rows is None else np.concatenate(
                 [np.zeros(gram.shape, np.float32) if g is None else g[name].numpy() for g in grams])
             self.style_grams[name].assign(value)
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in LOSS_NAMES}
+        self.loss_names = LOSS_NAMES + (("distill",) if teacher is not None else ())
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in self.loss_names}
         if self.num_rows is not None:
             for r in self.train_rows:
                 key = multistyle.metric_name(self.row_names[r])
@@ -102,7 +115,7 @@ class StyleTransferModel(keras.Model):
         return {name: tf.reduce_mean(value) for name, value in values.items()}
 
     def per_image_losses(self, images, training=False, style_ids=None):
-        """({"loss", "content", "style", "tv"}: float32 [B] each, style_ids int32 [B] or None)."""
+        """({"loss", "content", "style", "tv"[, "distill"]}: float32 [B] each, style_ids int32 [B] or None)."""
         images = tf.cast(images, tf.float32)
         grams = self.style_grams
         if self.num_rows is None:
@@ -112,21 +125,31 @@ class StyleTransferModel(keras.Model):
             stylized = self.transformer([images, self.style_weights(style_ids)], training=training)
             grams = {name: tf.gather(gram, style_ids) for name, gram in grams.items()}
         stylized = tf.cast(stylized, tf.float32)
-        # One batched VGG call for the content targets and the stylized images.
-        features = self.loss_network(tf.concat([images, stylized], axis=0), training=False)
-        n = tf.shape(images)[0]
-        stylized_features = {"content": features["content"][n:], "style": {k: f[n:] for k, f in features["style"].items()}}
-        values = perceptual.weighted_losses(
-            stylized_features, stylized, tf.stop_gradient(features["content"][:n]), grams,
-            content_weight=self.content_weight, style_weight=self.style_weight, tv_weight=self.tv_weight)
+        if self.content_weight or self.style_weight:
+            # One batched VGG call for the content targets and the stylized images.
+            features = self.loss_network(tf.concat([images, stylized], axis=0), training=False)
+            n = tf.shape(images)[0]
+            stylized_features = {"content": features["content"][n:],
+                                 "style": {k: f[n:] for k, f in features["style"].items()}}
+            values = perceptual.weighted_losses(
+                stylized_features, stylized, tf.stop_gradient(features["content"][:n]), grams,
+                content_weight=self.content_weight, style_weight=self.style_weight, tv_weight=self.tv_weight)
+        else:
+            zero = tf.zeros(tf.shape(images)[:1], tf.float32)
+            tv = self.tv_weight * losses.total_variation_loss(stylized)
+            values = {"content": zero, "style": zero, "tv": tv}
         if self.num_rows is not None:  # the identity row has no style loss
             values["style"] = values["style"] * tf.gather(self.row_has_style, style_ids)
-            values["total"] = values["content"] + values["style"] + values["tv"]
+        values["total"] = values["content"] + values["style"] + values["tv"]
+        if self.teacher is not None:
+            target = tf.stop_gradient(tf.cast(self.teacher(images, training=False), tf.float32))
+            values["distill"] = self.distill_weight * tf.reduce_mean(tf.square(stylized - target), axis=[1, 2, 3])
+            values["total"] += values["distill"]
         values["loss"] = values.pop("total")
         return values, style_ids
 
     def _update_metrics(self, values, per_image=None, style_ids=None):
-        for name in LOSS_NAMES:
+        for name in self.loss_names:
             self.trackers[name].update_state(values[name])
         if self.num_rows is not None and per_image is not None:
             for r in self.train_rows:  # each style's mean loss over its images

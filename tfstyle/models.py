@@ -91,20 +91,51 @@ def row_names_of(path):
         raise ModelError(f"{path}: not transformer weights ({_reason(e)})") from None
 
 
+def _h5_kernel_shapes(path):
+    """Conv kernel shapes in a Keras 3 ``.weights.h5``, in layer order (``layers/conv2d``, ``conv2d_1``, ...)."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        names = [k for k in f.get("layers", {}) if re.fullmatch(r"conv2d(_\d+)?", k)]
+        names.sort(key=lambda k: int(k.rsplit("_", 1)[1]) if "_" in k[6:] else 0)
+        return [f[f"layers/{k}/vars/0"].shape for k in names]
+
+
+def _npz_kernel_shapes(path):
+    with np.load(path) as arrays:
+        return [arrays[k].shape for k in sorted(k for k in arrays.files if k != CARD_KEY) if arrays[k].ndim == 4]
+
+
+def build_for(kernel_shapes, row_names=None, source=""):
+    """An untrained transformer of the architecture these conv kernels belong to (width, residual
+    blocks), with ``row_names`` style rows (None: single style); ``source`` names the file in errors."""
+    from tfstyle.transformer import architecture_of_kernels, build_transformer
+
+    try:
+        arch = architecture_of_kernels(kernel_shapes)
+    except ValueError as e:
+        raise ModelError(f"{source}: not transformer weights ({e})") from None
+    model = build_transformer(num_styles=len(row_names) if row_names else None, **arch)
+    if row_names:
+        model.row_names = tuple(row_names)
+    return model
+
+
 def load_transformer(path):
     """A transformer with the weights in ``path``: a ``.weights.h5`` of training or a shipped ``.npz``.
 
-    A multi-style network comes back built with its number of style rows and with
-    ``row_names`` set (``tfstyle.multistyle``); a single-style one as ``build_transformer()``.
+    The network is built with the architecture the file holds (width and residual blocks,
+    read from its kernel shapes). A multi-style network comes back with its number of
+    style rows and with ``row_names`` set (``tfstyle.multistyle``).
     """
-    from tfstyle.transformer import build_transformer
-
     if not os.path.isfile(path):
         raise ModelError(f"{path}: no such weights file")
     names = row_names_of(path)
-    model = build_transformer(num_styles=len(names) if names else None)
-    if names:
-        model.row_names = tuple(names)
+    try:
+        shapes = _npz_kernel_shapes(path) if path.endswith(".npz") else _h5_kernel_shapes(path)
+    except Exception as e:  # h5py / numpy raise many types for unreadable files
+        raise ModelError(f"{path}: not transformer weights ({_reason(e)})") from None
+    model = build_for(shapes, names, path)
     try:
         if path.endswith(".npz"):
             _load_npz_into(model, path)
@@ -159,6 +190,41 @@ def find_weights(style, runs_dir="runs", weights=None):
     raise ModelError(f"no trained weights for style '{name}' at {path}: {hint}")
 
 
+def load_network(spec, runs_dir="runs", saved_models="saved_models"):
+    """(Keras transformer, the file or folder it came from) for ``spec``, which is one of:
+
+    a weights file (``.weights.h5``, shipped ``.npz``); a SavedModel folder, or a folder of
+    its numbered versions (the latest is taken); a training run folder (its final
+    weights); a style name: its run under ``runs_dir``, else its latest export under
+    ``saved_models``, else the weights shipped with tfstyle.
+    """
+    path = spec.rstrip(os.sep) or spec
+    if os.path.isfile(path):
+        return load_transformer(path), path
+    if os.path.isdir(path):
+        if is_savedmodel_dir(path):
+            return weights_from_savedmodel(path), path
+        final = os.path.join(path, "transformer.weights.h5")
+        if os.path.isfile(final):
+            return load_transformer(final), final
+        latest = latest_savedmodel(os.path.dirname(path) or ".", os.path.basename(path))
+        if latest:
+            return weights_from_savedmodel(latest), latest
+        raise ModelError(f"{path}: not a SavedModel directory (no saved_model.pb), a folder of its versions, "
+                         "nor a training run with transformer.weights.h5")
+    if os.sep in path or path.endswith((".h5", ".npz")):
+        raise ModelError(f"{path}: no such file or directory")
+    weights = styles.trained_weights_path(path, runs_dir)
+    if os.path.isfile(weights):
+        return load_transformer(weights), weights
+    latest = latest_savedmodel(saved_models, path)
+    if latest:
+        return weights_from_savedmodel(latest), latest
+    # The shipped weights, or an error that names a stopped run's checkpoints or the valid styles.
+    weights = find_weights(path, runs_dir)
+    return load_transformer(weights), weights
+
+
 # ----------------------------------------------------------------------------- exports
 
 
@@ -183,8 +249,6 @@ def weights_from_savedmodel(path):
     """Rebuilds the Keras transformer from an exported SavedModel (for tiled stylize)."""
     import tensorflow as tf
 
-    from tfstyle.transformer import build_transformer
-
     try:
         loaded = tf.saved_model.load(path)
     except Exception as e:  # TF raises OSError, ValueError or its own errors for broken folders
@@ -192,10 +256,10 @@ def weights_from_savedmodel(path):
     values = getattr(loaded, "transformer_weights", None)
     names = getattr(loaded, "row_names", None)
     names = [n.decode() for n in names.numpy().tolist()] if names is not None else None
-    model = build_transformer(num_styles=len(names) if names else None)
-    if names:
-        model.row_names = tuple(names)
-    if values is None or len(values) != len(model.weights):
+    if values is None:
+        raise ModelError(f"{path}: not a tfstyle SavedModel (no transformer weights inside)")
+    model = build_for([v.shape for v in values if len(v.shape) == 4], names, path)
+    if len(values) != len(model.weights):
         raise ModelError(f"{path}: not a tfstyle SavedModel (no transformer weights inside)")
     for w, v in zip(model.weights, values):
         if tuple(w.shape) != tuple(v.shape):

@@ -193,31 +193,16 @@ def load_stylizer(style="", model="", runs_dir="runs", saved_models="saved_model
             if not os.path.isfile(path):
                 raise StylizeError(f"{path}: no such .tflite file")
             return TFLiteTileStylizer(path), path
-        if os.path.isdir(path):
-            if not models.is_savedmodel_dir(path):
-                latest = models.latest_savedmodel(os.path.dirname(path.rstrip(os.sep)) or ".", os.path.basename(path.rstrip(os.sep)))
-                if not latest:
-                    raise StylizeError(f"{path}: not a SavedModel directory (no saved_model.pb) nor a folder of versions")
-                path = latest
-            return KerasStylizer(models.weights_from_savedmodel(path)), path
-        return KerasStylizer(models.load_transformer(path)), path
-    if not style:
+    elif not style:
         raise StylizeError("say which model to use: --style=NAME (a trained style) or --model=PATH")
-    if is_blend(style):
+    elif is_blend(style):
         found = find_multi_style_run(style, runs_dir)
         if not found:
             raise StylizeError(f"--style={style}: no multi-style run under {runs_dir} holds these styles; "
                                "pass the network with --model=PATH")
         return KerasStylizer(models.load_transformer(found)), found
-    weights = styles.trained_weights_path(style, runs_dir)
-    if os.path.isfile(weights):
-        return KerasStylizer(models.load_transformer(weights)), weights
-    latest = models.latest_savedmodel(saved_models, style)
-    if latest:
-        return KerasStylizer(models.weights_from_savedmodel(latest)), latest
-    # The shipped weights, or an error that names a stopped run's checkpoints or the valid styles.
-    weights = models.find_weights(style, runs_dir)
-    return KerasStylizer(models.load_transformer(weights)), weights
+    network, source = models.load_network(path or style, runs_dir, saved_models)
+    return KerasStylizer(network), source
 
 
 def is_blend(style):

@@ -8,6 +8,7 @@ steps, and the step counter is the optimizer's own ``iterations``.
 import dataclasses
 import json
 import os
+import re
 
 import keras
 import numpy as np
@@ -18,7 +19,7 @@ from tfstyle import callbacks as cb
 from tfstyle import data, distribution, models, multistyle, recipes, styles, vgg
 from tfstyle.config import MIN_IMAGE_SIZE, TrainConfig  # noqa: F401  (TrainConfig: re-exported)
 from tfstyle.model import StyleTransferModel
-from tfstyle.transformer import ConditionalInstanceNormalization, InstanceNormalization, build_transformer
+from tfstyle.transformer import ConditionalInstanceNormalization, InstanceNormalization, architecture, build_transformer
 
 
 class TrainingError(RuntimeError):
@@ -131,8 +132,18 @@ def build_model(config, strategy=None):
         style_image = styles.load_style_image(config.style, config.style_size)
     with strategy.scope():
         keras.utils.set_random_seed(config.seed)
-        transformer = build_transformer(num_styles=len(rows)) if multi else build_transformer()
+        arch = architecture(base) if multi and base is not None else {
+            "width": config.width, "residual_blocks": config.residual_blocks}
+        transformer = build_transformer(num_styles=len(rows) if multi else None, **arch)
         extra = {}
+        if config.teacher:
+            teacher, source = models.load_network(config.teacher, config.runs_dir)
+            if getattr(teacher, "row_names", None):
+                raise TrainingError(f"--teacher={config.teacher}: a multi-style network; distillation takes a "
+                                    "single-style teacher")
+            logging.info("distilling from %s (%s), distill_weight %g", source, architecture(teacher),
+                         config.distill_weight)
+            extra.update(teacher=teacher, distill_weight=config.distill_weight)
         if multi:
             transformer.row_names = tuple(rows)
             extra = {"row_names": rows, "train_rows": trained}
@@ -182,13 +193,24 @@ def with_style_ids(dataset, train_rows, batch_size):
     return dataset.enumerate().map(pair)
 
 
+def run_name(config):
+    """The run's folder name and the network's name: ``--name``, else the style name (a multi-style run:
+    its row names joined by '-'), with ``_w<width %>`` and ``_b<blocks>`` for a slim network, so it
+    never shares a folder with the full one. Names TF Serving and ``tfstyle serve`` accept."""
+    if config.name:
+        return config.name
+    name = "-".join(style_rows(config)[0]) if is_multi_style(config) else styles.style_name(config.style)
+    default = TrainConfig()
+    if config.width != default.width:
+        name += f"_w{round(config.width * 100)}"
+    if config.residual_blocks != default.residual_blocks:
+        name += f"_b{config.residual_blocks}"
+    return name
+
+
 def run_dir(config):
-    """``<runs_dir>/<style>``; a multi-style run is filed under its row names joined by '-'
-    (a name TF Serving and ``tfstyle serve`` accept as a model name once exported)."""
-    if is_multi_style(config):
-        rows = style_rows(config)[0]
-        return os.path.join(config.runs_dir, "-".join(rows))
-    return os.path.join(config.runs_dir, styles.style_name(config.style))
+    """``<runs_dir>/<run_name>``."""
+    return os.path.join(config.runs_dir, run_name(config))
 
 
 def train(config):
@@ -273,6 +295,10 @@ def validate(config):
         raise TrainingError(f"--lr={config.lr}: must be positive")
     if config.preview_every < 0 or config.log_every < 0:
         raise TrainingError("--preview_every and --log_every must be >= 0")
+    if config.name and not re.fullmatch(r"[A-Za-z0-9_-]+", config.name):
+        raise TrainingError(f"--name={config.name}: use letters, digits, '_' and '-' only (it names a folder and a model)")
+    if config.teacher and is_multi_style(config):
+        raise TrainingError("--teacher: distillation trains a single-style network; give one --style")
     names = multistyle.split_styles(config.style)
     if not names:
         raise TrainingError("--style: give a style name or image path (several, separated by commas)")

@@ -16,14 +16,21 @@ dynamic H x W, and converts to a full-integer INT8 TFLite model:
   with 12 channels where GEMM kernels were mostly idle on 3.
 """
 
+import re
+
 import keras
 import tensorflow as tf
 from keras import layers
 
-# (filters, kernel, stride) of the downsampling trunk, then residual blocks, then upsampling.
+# (filters, kernel, stride) of the downsampling trunk, then residual blocks, then upsampling, at width 1.
 DOWNSAMPLE = ((32, 9, 1), (64, 3, 2), (128, 3, 2))
 NUM_RESIDUAL_BLOCKS = 5
 UPSAMPLE = ((64, 3), (32, 3))
+
+
+def scaled(filters, width):
+    """The filter count of a conv with ``filters`` at width 1, at ``width`` (at least 1)."""
+    return max(1, int(round(filters * width)))
 
 
 @keras.saving.register_keras_serializable(package="tfstyle")
@@ -285,8 +292,9 @@ def _conv(x, filters, kernel, stride, name, norm=True, relu=True, style_weights=
 
 
 def _residual_block(x, name, style_weights=None):
-    y = _conv(x, 128, 3, 1, f"{name}_a", style_weights=style_weights)
-    y = _conv(y, 128, 3, 1, f"{name}_b", relu=False, style_weights=style_weights)
+    channels = x.shape[-1]
+    y = _conv(x, channels, 3, 1, f"{name}_a", style_weights=style_weights)
+    y = _conv(y, channels, 3, 1, f"{name}_b", relu=False, style_weights=style_weights)
     return layers.Add(name=f"{name}_add")([x, y])
 
 
@@ -295,7 +303,7 @@ def _residual_block(x, name, style_weights=None):
 MIN_SIDE = 5
 
 
-def build_transformer(name="transformer", num_styles=None):
+def build_transformer(name="transformer", num_styles=None, width=1.0, residual_blocks=NUM_RESIDUAL_BLOCKS):
     """Returns the transformer net: float RGB 0..255 in, float RGB 0..255 out, same H x W.
 
     Any H and W work: the input is reflection-padded up to a multiple of 4 before
@@ -307,17 +315,26 @@ def build_transformer(name="transformer", num_styles=None):
     (convex combinations), every instance norm a ``ConditionalInstanceNormalization``
     and every conv shared by all styles. Both nets create their layers in the same
     order, so the convs are filed under the same names in a weights file.
+
+    ``width`` scales the filters of every conv but the 3-channel output (``scaled``):
+    multiply-adds fall with about ``width**2``. ``residual_blocks`` sets the depth at
+    the quarter resolution. The defaults are Johnson et al.'s network; weights files
+    say which architecture they hold (``architecture_of_kernels``).
     """
+    if not 0 < width <= 4:
+        raise ValueError(f"width must be in (0, 4], got {width}")
+    if residual_blocks < 0:
+        raise ValueError(f"residual_blocks must be >= 0, got {residual_blocks}")
     image = keras.Input(shape=(None, None, 3), name="image")
     style_weights = None if num_styles is None else keras.Input(shape=(int(num_styles),), name="style_weights")
     x = layers.Rescaling(1.0 / 255.0, name="to_unit")(image)
     x = PadToMultiple(4, name="pad_to_multiple")(x)
     for i, (filters, kernel, stride) in enumerate(DOWNSAMPLE, start=1):
-        x = _conv(x, filters, kernel, stride, f"down{i}", style_weights=style_weights)
-    for i in range(1, NUM_RESIDUAL_BLOCKS + 1):
+        x = _conv(x, scaled(filters, width), kernel, stride, f"down{i}", style_weights=style_weights)
+    for i in range(1, residual_blocks + 1):
         x = _residual_block(x, f"res{i}", style_weights)
     for i, (filters, kernel) in enumerate(UPSAMPLE, start=1):
-        x = Conv2D(filters, kernel, upsample=2, name=f"up{i}_conv")(x)
+        x = Conv2D(scaled(filters, width), kernel, upsample=2, name=f"up{i}_conv")(x)
         x = _norm(x, f"up{i}_norm", style_weights)
         x = layers.ReLU(name=f"up{i}_relu")(x)
     x = _conv(x, 3, 9, 1, "out", norm=False, relu=False)
@@ -326,6 +343,46 @@ def build_transformer(name="transformer", num_styles=None):
     x = layers.Rescaling(127.5, offset=127.5, dtype="float32", name="to_pixels")(x)
     x = CropLike(name="crop_to_input", dtype="float32")([x, image])
     return keras.Model(image if style_weights is None else [image, style_weights], x, name=name)
+
+
+def architecture(model):
+    """``{"width", "residual_blocks"}`` of a transformer built by ``build_transformer``."""
+    width = model.get_layer("down1_conv").filters / DOWNSAMPLE[0][0]
+    blocks = sum(1 for layer in model.layers if re.fullmatch(r"res\d+_add", layer.name))
+    return {"width": width, "residual_blocks": blocks}
+
+
+def architecture_of_kernels(kernel_shapes):
+    """``{"width", "residual_blocks"}`` of the transformer whose conv kernels, in layer order, have these shapes.
+
+    Weights files (Keras ``.weights.h5``, shipped ``.npz``, a SavedModel's variables)
+    list kernels in creation order: down1 first, then down2, down3, two per residual
+    block, up1, up2 and the output conv. Raises ``ValueError`` for shapes no
+    ``build_transformer`` network has.
+    """
+    shapes = [tuple(int(d) for d in s) for s in kernel_shapes]
+    fixed = len(DOWNSAMPLE) + len(UPSAMPLE) + 1
+    if len(shapes) < fixed or (len(shapes) - fixed) % 2:
+        raise ValueError(f"{len(shapes)} conv kernels: not a transformer network")
+    width = shapes[0][-1] / DOWNSAMPLE[0][0]
+    arch = {"width": width, "residual_blocks": (len(shapes) - fixed) // 2}
+    if kernel_shapes_of(**arch) != shapes:
+        raise ValueError(f"conv kernels {shapes[:3]}... do not match a transformer of width {width:g} "
+                         f"with {arch['residual_blocks']} residual blocks")
+    return arch
+
+
+def kernel_shapes_of(width=1.0, residual_blocks=NUM_RESIDUAL_BLOCKS):
+    """The conv kernel shapes of ``build_transformer(width=..., residual_blocks=...)``, in layer order."""
+    shapes, channels = [], 3
+    for filters, kernel, _ in DOWNSAMPLE:
+        shapes.append((kernel, kernel, channels, scaled(filters, width)))
+        channels = scaled(filters, width)
+    shapes += [(3, 3, channels, channels)] * (2 * residual_blocks)
+    for filters, kernel in UPSAMPLE:
+        shapes.append((kernel, kernel, channels, scaled(filters, width)))
+        channels = scaled(filters, width)
+    return shapes + [(DOWNSAMPLE[0][1], DOWNSAMPLE[0][1], channels, 3)]
 
 
 @keras.saving.register_keras_serializable(package="tfstyle")

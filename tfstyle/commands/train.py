@@ -3,6 +3,7 @@
     tfstyle train --style=mosaic --data_dir=PHOTOS [--vgg_weights=FILE] [--steps=N]
     tfstyle train --style=mosaic,candy,starry_night --identity_style --data_dir=PHOTOS
     tfstyle train --style=the_scream --add_to=runs/mosaic-candy-starry_night-photo --data_dir=PHOTOS
+    tfstyle train --style=mosaic --width=0.25 --residual_blocks=3 --teacher=mosaic --name=mosaic_slim ...
 
 Outputs go to <runs_dir>/<style>/ (a multi-style run: <runs_dir>/<style>-<style>-.../):
 final weights, checkpoints, previews, TensorBoard logs. Several --style values train
@@ -11,7 +12,9 @@ shared), each batch's examples going to the styles in turn; the log shows each
 style's loss (style_<name>). --identity_style adds a "photo" row trained with the
 content loss only, which `tfstyle stylize --strength` blends towards. --add_to trains
 new styles into an existing network: only their norm rows learn, so the styles
-already there stay bit-identical. Run the same command again after an interruption (even
+already there stay bit-identical. --width and --residual_blocks make a slim
+network; --teacher adds the mean squared difference to a trained network's
+output to the loss (distillation). Run the same command again after an interruption (even
 kill -9) and training resumes at the last checkpoint; a larger --steps trains
 longer. Progress goes to the log every --log_every steps.
 """
@@ -19,7 +22,7 @@ longer. Progress goes to the log every --log_every steps.
 from absl import flags
 
 from tfstyle.commands import common
-from tfstyle.config import MIN_IMAGE_SIZE
+from tfstyle.config import MIN_IMAGE_SIZE, WIDTHS
 
 d = common.DEFAULTS
 common.define_style(help_text="Bundled style name (see `tfstyle styles`) or a path to a style image; several, "
@@ -28,6 +31,17 @@ flags.DEFINE_bool("identity_style", d.identity_style, "Multi-style: also train t
                   "loss only), so --strength at stylize time blends in norm space rather than in pixels.")
 flags.DEFINE_string("add_to", d.add_to, "A multi-style run folder or weights file: train --style into it as new "
                     "style(s), learning only their norm parameters (convolutions and other styles frozen).")
+flags.DEFINE_string("name", d.name, "The run's folder under --runs_dir and the name the network is found and "
+                    "exported under. Default: the style name, with _w<percent> / _b<blocks> for a slim network.")
+flags.DEFINE_float("width", d.width, f"Filters of every conv as a fraction of Johnson et al.'s: one of "
+                   f"{', '.join(map(str, WIDTHS))} (multiply-adds fall with about width squared).")
+flags.register_validator("width", lambda w: w in WIDTHS, f"--width must be one of {', '.join(map(str, WIDTHS))}")
+flags.DEFINE_integer("residual_blocks", d.residual_blocks, "Residual blocks at a quarter of the resolution.",
+                     lower_bound=0, upper_bound=16)
+flags.DEFINE_string("teacher", d.teacher, "Distillation: a trained network (style name, run folder, weights file or "
+                    "SavedModel) whose outputs this one also learns to match.")
+flags.DEFINE_float("distill_weight", d.distill_weight, "Weight of the mean squared pixel difference (0..255) to "
+                   "--teacher's output.", lower_bound=0.0)
 common.define_runs_dir()
 common.define_loss_network()
 flags.DEFINE_string("data_dir", d.data_dir, "Folder of training photos (searched recursively). Empty: use --dataset.")
