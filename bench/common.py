@@ -82,7 +82,10 @@ def convert_fixed(fn_or_model, input_shape, mode="float32", calibration=None, io
 
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-    frozen = convert_variables_to_constants_v2(fn.get_concrete_function())
+    from tfstyle.transformer import tflite_forms
+
+    with tflite_forms():  # trace the layers with the ops LiteRT runs fast, as tfstyle.tflite.convert does
+        frozen = convert_variables_to_constants_v2(fn.get_concrete_function())
     converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
     import contextlib
 

@@ -25,11 +25,12 @@ import tensorflow as tf  # noqa: E402
 from tfstyle import transformer as T  # noqa: E402
 
 
-def transformer_macs(h, w, textbook=False):
+def transformer_macs(h, w, textbook=False, width=1.0, residual_blocks=T.NUM_RESIDUAL_BLOCKS):
     """Multiply-adds of all convs of the transformer for an h x w input (padded to a multiple of 4).
 
     ``textbook=True`` counts the textbook layers (upsample, then k x k conv; 9x9 convs at full
-    resolution), as in pytorch/examples' fast_neural_style."""
+    resolution), as in pytorch/examples' fast_neural_style. ``width`` and ``residual_blocks``
+    as in ``build_transformer``."""
     h, w = h + (-h) % 4, w + (-w) % 4
 
     def taps(k, space_to_depth=False, upsample=False):
@@ -43,11 +44,13 @@ def transformer_macs(h, w, textbook=False):
 
     macs, cin = 0, 3
     for cout, k, stride in T.DOWNSAMPLE:
+        cout = T.scaled(cout, width)
         h, w = h // stride, w // stride
         macs += h * w * taps(k, space_to_depth=T.space_to_depth_block(k) == 2) * cin * cout
         cin = cout
-    macs += 2 * T.NUM_RESIDUAL_BLOCKS * h * w * 9 * cin * cin
+    macs += 2 * residual_blocks * h * w * 9 * cin * cin
     for cout, k in T.UPSAMPLE:
+        cout = T.scaled(cout, width)
         h, w = 2 * h, 2 * w
         macs += h * w * taps(k, upsample=True) * cin * cout
         cin = cout
@@ -55,8 +58,8 @@ def transformer_macs(h, w, textbook=False):
     return macs
 
 
-def transformer_flops(h, w, textbook=False):
-    return 2 * transformer_macs(h, w, textbook)
+def transformer_flops(h, w, textbook=False, **architecture):
+    return 2 * transformer_macs(h, w, textbook, **architecture)
 
 
 def profiler_flops(model, size):

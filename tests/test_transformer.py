@@ -80,3 +80,27 @@ def test_whole_transformer_round_trips_through_keras_format(tmp_path):
 def test_smallest_accepted_side_is_min_side(transformer):
     out = transformer(np.zeros((1, T.MIN_SIDE, T.MIN_SIDE + 2, 3), np.float32))
     assert out.shape == (1, T.MIN_SIDE, T.MIN_SIDE + 2, 3)
+
+
+def test_tflite_forms_compute_the_same_function_with_other_ops():
+    """The TensorFlow-runtime forms (MirrorPad, SquaredDifference, BiasAdd) and the LiteRT forms of the layers."""
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(7)
+    net = build_transformer(num_styles=2)
+    kernel, bias = net.get_layer("out_conv").get_weights()  # graded outputs, not a saturated tanh
+    net.get_layer("out_conv").set_weights([kernel * 0.05, bias])
+    x = np.random.default_rng(3).uniform(0, 255, (2, 45, 38, 3)).astype(np.float32)
+    rows = np.array([[1, 0], [0.3, 0.7]], np.float32)
+
+    def traced():
+        fn = tf.function(lambda a, b: net([a, b]))
+        return fn.get_concrete_function(tf.TensorSpec([None, None, None, 3]), tf.TensorSpec([None, 2]))
+
+    runtime = traced()
+    with T.tflite_forms():
+        lite = traced()
+    count = lambda f, kind: sum(op.type == kind for op in f.graph.get_operations())  # noqa: E731
+    assert count(runtime, "MirrorPad") == count(lite, "MirrorPad") + 14  # PadToMultiple's in both; 14 conv pads
+    assert count(runtime, "SquaredDifference") == 15 and count(lite, "SquaredDifference") == 0  # the 15 norms
+    np.testing.assert_allclose(runtime(x, rows).numpy(), lite(x, rows).numpy(), atol=0.01)

@@ -28,7 +28,7 @@ from PIL import Image
 from tfstyle import litert
 from tfstyle.images import ImageError, list_images, load_image
 from tfstyle.transformer import (Conv2D, ConditionalInstanceNormalization, InstanceNormalization,
-                                 ReflectionPadding2D, moments, style_count)
+                                 ReflectionPadding2D, moments, style_count, tflite_forms)
 
 # Tensor types an "integer only" model may contain: quantized activations, int32 biases and shapes.
 INTEGER_TYPES = (np.uint8, np.int8, np.int16, np.int32, np.int64, np.bool_)
@@ -223,6 +223,11 @@ def convert(model, mode="int8", calibration=None):
     """
     if mode not in ("int8", "fp16", "float32"):
         raise ConversionError(f"unknown TFLite mode '{mode}': use int8, fp16 or float32")
+    with tflite_forms():  # the converter traces the model: with the ops LiteRT runs fast
+        return _convert_model(model, mode, calibration)
+
+
+def _convert_model(model, mode, calibration):
     if mode == "int8" and calibration:
         model = quantization_friendly(model, calibration)
     # from_keras_model freezes the weights into constants; the SavedModel and

@@ -14,9 +14,17 @@ dynamic H x W, and converts to a full-integer INT8 TFLite model:
 * the two 9x9 convs, with 3 input or 3 output channels, run as 5x5 convs on a
   space-to-depth grid (``Conv2D(..., space_to_depth=2)``): the same function,
   with 12 channels where GEMM kernels were mostly idle on 3.
+
+Padding, instance norm and conv biases are traced in one of two forms that compute
+the same function: by default the forms TensorFlow's own runtime (training, the
+SavedModel, TF Serving) runs fast, and inside ``tflite_forms()`` (used by
+``tfstyle.tflite.convert``) the forms LiteRT's XNNPACK and full-integer INT8 kernels run
+fast; each layer's docstring says which ops and why.
 """
 
+import contextlib
 import re
+import threading
 
 import keras
 import tensorflow as tf
@@ -26,6 +34,24 @@ from keras import layers
 DOWNSAMPLE = ((32, 9, 1), (64, 3, 2), (128, 3, 2))
 NUM_RESIDUAL_BLOCKS = 5
 UPSAMPLE = ((64, 3), (32, 3))
+
+
+_forms = threading.local()
+
+
+@contextlib.contextmanager
+def tflite_forms():
+    """Layers traced inside this block use the ops LiteRT runs fast (see the module docstring)."""
+    previous = getattr(_forms, "tflite", False)
+    _forms.tflite = True
+    try:
+        yield
+    finally:
+        _forms.tflite = previous
+
+
+def tracing_for_tflite():
+    return getattr(_forms, "tflite", False)
 
 
 def scaled(filters, width):
@@ -42,15 +68,17 @@ class ReflectionPadding2D(layers.Layer):
         self.padding = int(padding)
 
     def call(self, x):
-        # Same values as tf.pad(x, ..., mode="REFLECT"), written as slices and concats:
+        p = self.padding
+        if not p:
+            return x
+        if not tracing_for_tflite():  # one MirrorPad op: TensorFlow's runtime pads without the copies of concats
+            return tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]], mode="REFLECT")
+        # For TFLite, the same values as tf.pad(x, ..., mode="REFLECT") written as slices and concats:
         # TFLite's MIRROR_PAD kernel is slow (measured 108 ms float / 177 ms int8 for
         # one 256x256x128 pad on 2 cores, 30% of a 1024x1024 float inference) and
         # XNNPACK does not take it, which splits the graph into 17 partitions.
         # Slices + concats run inside XNNPACK at memcpy speed (17 ms / 1 ms), in
         # float and INT8, for any H x W larger than the padding.
-        p = self.padding
-        if not p:
-            return x
         for axis in (1, 2):
             index = lambda start, stop: (slice(None),) * axis + (slice(start, stop),)  # noqa: E731
             before = [x[index(i, i + 1)] for i in range(p, 0, -1)]  # rows p, ..., 1
@@ -83,9 +111,18 @@ def moments(x):
 
 def instance_norm(x, scale, offset, epsilon):
     """``(x - mean) * rsqrt(var + epsilon) * scale + offset`` in float32; ``scale`` and ``offset``
-    are [C] or per-image [B, 1, 1, C]."""
-    _, d, variance = moments(tf.cast(x, tf.float32))
-    return d * (tf.math.rsqrt(variance + epsilon) * scale) + offset
+    are [C] or per-image [B, 1, 1, C].
+
+    TensorFlow's runtime: tf.nn.moments (one SquaredDifference) and one multiply-add,
+    three full-size ops where the LiteRT form (``moments``) has four.
+    """
+    x = tf.cast(x, tf.float32)
+    if tracing_for_tflite():
+        _, d, variance = moments(x)
+        return d * (tf.math.rsqrt(variance + epsilon) * scale) + offset
+    mean, variance = tf.nn.moments(x, axes=[1, 2], keepdims=True)
+    factor = tf.math.rsqrt(variance + epsilon) * scale
+    return x * factor + (offset - mean * factor)
 
 
 @keras.saving.register_keras_serializable(package="tfstyle")
@@ -209,13 +246,18 @@ class Conv2D(layers.Conv2D):
 
     def call(self, x):
         if self.upsample == 1 and self.space_to_depth == 1:
-            return super().call(x)
+            if tracing_for_tflite() or self.padding != "valid" or self.groups != 1:
+                return super().call(x)
+            # conv + BiasAdd: TensorFlow's runtime fuses the pair into one op (Keras adds the bias with AddV2).
+            y = tf.nn.conv2d(x, tf.cast(self.kernel, x.dtype), self.strides, "VALID", dilations=self.dilation_rate)
+            return self.activation(tf.nn.bias_add(y, tf.cast(self.bias, y.dtype)) if self.use_bias else y)
         kernel = tf.cast(self.kernel, x.dtype)
         phases = self._upsampling_phases(x, kernel) if self.upsample == 2 else self._space_to_depth_phases(x, kernel)
         # Bias and activation before depth_to_space, so TFLite fuses them into the conv
         # (an INT8 model then needs no requantizing ADD after the interleave).
         if self.use_bias:
-            phases = phases + tf.tile(tf.cast(self.bias, phases.dtype), [4])
+            bias = tf.tile(tf.cast(self.bias, phases.dtype), [4])
+            phases = phases + bias if tracing_for_tflite() else tf.nn.bias_add(phases, bias)
         return tf.nn.depth_to_space(self.activation(phases), 2)
 
     @staticmethod
