@@ -148,3 +148,42 @@ def test_load_network_finds_runs_exports_and_files(tmp_path):
     assert found["export"][1] == saved
     with pytest.raises(models.ModelError, match="no such file"):
         models.load_network(str(tmp_path / "missing.weights.h5"))
+
+
+def test_init_from_starts_a_run_from_given_weights_and_refuses_another_architecture(tmp_path):
+    keras.utils.set_random_seed(6)
+    first = build_transformer(width=0.25, residual_blocks=1)
+    path = str(tmp_path / "first.weights.h5")
+    first.save_weights(path)
+    model = training.build_model(dataclasses.replace(TINY, width=0.25, residual_blocks=1, init_from=path))
+    for a, b in zip(first.get_weights(), model.transformer.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(training.TrainingError, match="--init_from"):
+        training.build_model(dataclasses.replace(TINY, width=0.5, residual_blocks=1, init_from=path))
+
+
+@pytest.mark.slow
+def test_slim_distilled_run_from_the_command_line_then_stylize_by_its_name(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import EVAL_DIR, REPO, TRAIN_DIR
+    from tfstyle.images import list_images
+
+    teacher = str(tmp_path / "teacher.weights.h5")
+    teacher_network().save_weights(teacher)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    runs = str(tmp_path / "runs")
+    train = subprocess.run(
+        [sys.executable, "-m", "tfstyle", "train", "--style=mosaic", "--width=0.25", "--residual_blocks=1",
+         f"--teacher={teacher}", f"--data_dir={TRAIN_DIR}", f"--runs_dir={runs}", "--vgg_weights=random",
+         "--image_size=32", "--style_size=32", "--batch_size=2", "--steps=2", "--preview_every=0"],
+        capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+    assert train.returncode == 0, train.stderr[-3000:]
+    assert "distilling from" in train.stderr and "distill" in open(os.path.join(runs, "mosaic_w25_b1", "config.json")).read()
+    out = str(tmp_path / "out.png")
+    stylize = subprocess.run(
+        [sys.executable, "-m", "tfstyle", "stylize", "--style=mosaic_w25_b1", f"--runs_dir={runs}", "--max_size=64",
+         list_images(EVAL_DIR)[0], out], capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+    assert stylize.returncode == 0, stylize.stderr[-3000:]
+    assert os.path.getsize(out) > 0

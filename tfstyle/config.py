@@ -19,6 +19,7 @@ class TrainConfig:
     name: str = ""  # the run's folder and the network's name; empty: the style name (see training.run_name)
     width: float = 1.0  # filters of every conv scale by this (one of WIDTHS on the command line)
     residual_blocks: int = 5  # residual blocks at a quarter of the resolution
+    init_from: str = ""  # weights a new run starts from (same architecture), e.g. a first training phase
     teacher: str = ""  # a trained network whose outputs the new one also learns to match (distillation)
     distill_weight: float = 1e4  # weight of the mean squared pixel difference to the teacher's output
     data_dir: str = ""  # a folder of photos; empty means the TFDS dataset below

@@ -115,6 +115,16 @@ def copy_into(base, model, base_rows, rows):
             layer.set_weights(source.get_weights())
 
 
+def start_from(transformer, path):
+    """Copies the weights in ``path`` into ``transformer``; a ``TrainingError`` if the networks differ."""
+    source = models.load_transformer(path)
+    if architecture(source) != architecture(transformer) or len(source.weights) != len(transformer.weights):
+        raise TrainingError(f"--init_from={path}: a network of {architecture(source)}, this run trains "
+                            f"{architecture(transformer)}")
+    transformer.set_weights(source.get_weights())
+    logging.info("starting from the weights in %s", path)
+
+
 def build_model(config, strategy=None):
     """The compiled ``StyleTransferModel``, built (variables and optimizer slots exist) for restoring.
 
@@ -135,6 +145,8 @@ def build_model(config, strategy=None):
         arch = architecture(base) if multi and base is not None else {
             "width": config.width, "residual_blocks": config.residual_blocks}
         transformer = build_transformer(num_styles=len(rows) if multi else None, **arch)
+        if config.init_from:  # a resumed run's backup, restored later, takes precedence
+            start_from(transformer, config.init_from)
         extra = {}
         if config.teacher:
             teacher, source = models.load_network(config.teacher, config.runs_dir)

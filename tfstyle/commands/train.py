@@ -38,6 +38,8 @@ flags.DEFINE_float("width", d.width, f"Filters of every conv as a fraction of Jo
 flags.register_validator("width", lambda w: w in WIDTHS, f"--width must be one of {', '.join(map(str, WIDTHS))}")
 flags.DEFINE_integer("residual_blocks", d.residual_blocks, "Residual blocks at a quarter of the resolution.",
                      lower_bound=0, upper_bound=16)
+flags.DEFINE_string("init_from", d.init_from, "Start a new run from these transformer weights (a network of the "
+                    "same width and depth): fine-tuning, or a second phase with other loss weights.")
 flags.DEFINE_string("teacher", d.teacher, "Distillation: a trained network (style name, run folder, weights file or "
                     "SavedModel) whose outputs this one also learns to match.")
 flags.DEFINE_float("distill_weight", d.distill_weight, "Weight of the mean squared pixel difference (0..255) to "
