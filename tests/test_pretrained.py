@@ -7,7 +7,6 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO
 from tfstyle import models
 
 SHIPPED = models.pretrained_styles()

@@ -17,6 +17,13 @@ the identity row included: ``row_names``). Bad values (a wrong count, a negative
 infinite weight, all weights zero, a strength outside 0..1) fail inside the graph with an
 ``InvalidArgument`` error that says which (TF Serving answers HTTP 400).
 
+Each single-style version also holds ``model.tflite``: ``serving_default`` (same names, uint8
+in and out) as a TFLite file with float16 weights that computes in float32, the file
+``tensorflow_model_server --prefer_tflite_model=true`` (and ``tfstyle serve
+--prefer_tflite_model``) serves instead of the TensorFlow graph: LiteRT's XNNPACK kernels run
+the network about twice as fast as TensorFlow's own CPU kernels. It has no ``stylize_bytes``
+(TFLite cannot decode images; ``tfstyle serve`` decodes them itself).
+
 A version is written under a hidden temporary name next to its final place and
 renamed when complete: TF Serving only loads numeric folder names, so it never
 sees a half-written export, and a failed export leaves earlier versions alone.
@@ -24,7 +31,6 @@ sees a half-written export, and a failed export leaves earlier versions alone.
 
 import json
 import os
-import re
 import shutil
 import uuid
 
@@ -35,7 +41,7 @@ from absl import logging
 from tfstyle import litert, models, multistyle, styles, tflite
 from tfstyle.images import list_images, load_image
 from tfstyle.models import load_transformer, version_dirs
-from tfstyle.transformer import style_count
+from tfstyle.transformer import style_count, tflite_forms
 
 BYTES_SIGNATURE = "stylize_bytes"
 DEFAULT_SIGNATURE = "serving_default"
@@ -45,6 +51,7 @@ IMAGE_BYTES_KEY = "image_bytes"
 STYLIZED_BYTES_KEY = "stylized_bytes"
 STYLE_WEIGHTS_KEY = "style_weights"
 STRENGTH_KEY = "strength"
+SERVING_TFLITE = "model.tflite"  # the name TF Serving's --prefer_tflite_model looks for in a version folder
 
 
 class ExportError(RuntimeError):
@@ -162,16 +169,29 @@ def signatures(module):
     }
 
 
+def serving_tflite(model):
+    """``serving_default`` of a single-style ``model`` as TFLite bytes (float16 weights, float32 compute,
+    uint8 ``images`` in, uint8 ``stylized`` out, any batch and size): ``model.tflite`` of a version folder."""
+    module = ServingModule(model)
+    with tflite_forms(), tflite.quiet_tensorflow():
+        fn = tf.function(module.serve_images.python_function, input_signature=module.serve_images.input_signature)
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], module)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+        return converter.convert()
+
+
 def next_version(base):
     versions = version_dirs(base)
     return max(versions) + 1 if versions else 1
 
 
-def export_savedmodel(model, out_dir, style, version=None, overwrite=False):
+def export_savedmodel(model, out_dir, style, version=None, overwrite=False, with_tflite=False):
     """Writes ``model`` to ``<out_dir>/<style>/<version>/`` atomically; returns that path.
 
     ``version`` None: one more than the highest existing version (1 for the first).
-    An existing version is replaced only with ``overwrite``.
+    An existing version is replaced only with ``overwrite``. ``with_tflite``: also
+    ``model.tflite`` (``serving_tflite``) for a single-style network.
     """
     base = os.path.join(out_dir, styles.style_name(style))
     os.makedirs(base, exist_ok=True)
@@ -187,6 +207,9 @@ def export_savedmodel(model, out_dir, style, version=None, overwrite=False):
         module = serving_module(model)
         with tflite.quiet_tensorflow():
             tf.saved_model.save(module, tmp, signatures=signatures(module))
+        if with_tflite and style_count(model) is None:
+            with open(os.path.join(tmp, SERVING_TFLITE), "wb") as f:
+                f.write(serving_tflite(model))
         if os.path.exists(final):
             # Swap: the old version disappears only once the new one is complete.
             old = os.path.join(base, f".old-{version}-{uuid.uuid4().hex[:8]}")
@@ -298,13 +321,15 @@ def export_style(
         converted[mode] = content
 
     logging.info("writing the SavedModel")
-    saved = export_savedmodel(model, out_dir, style, version=version, overwrite=overwrite)
+    saved = export_savedmodel(model, out_dir, style, version=version, overwrite=overwrite, with_tflite=True)
     report = {
         "style": styles.style_name(style),
         # Shipped weights are recorded inside the package, without this machine's path.
         "weights": os.path.relpath(weights, os.path.dirname(models.PRETRAINED_DIR))
         if os.path.dirname(os.path.abspath(weights)) == models.PRETRAINED_DIR else weights,
-        "savedmodel": {"path": saved, "version": int(os.path.basename(saved)), "bytes": dir_size(saved)},
+        "savedmodel": {"path": saved, "version": int(os.path.basename(saved)), "bytes": dir_size(saved),
+                       "model_tflite_bytes": (os.path.getsize(os.path.join(saved, SERVING_TFLITE))
+                                              if os.path.exists(os.path.join(saved, SERVING_TFLITE)) else None)},
         "tflite": {},
     }
     if rows is not None:

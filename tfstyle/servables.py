@@ -13,6 +13,11 @@ retried when its folder changes. Older versions are unloaded once a newer one
 is available. ``ModelRegistry.poll`` does one scan; the server calls it
 periodically from a background thread.
 
+With ``prefer_tflite_model`` (TF Serving's flag of that name), a version folder that
+holds ``model.tflite`` is served from it through LiteRT (``TFLiteServable``): its
+``serving_default`` at LiteRT's speed, and ``stylize_bytes`` with the images decoded and
+encoded here. Other folders load as SavedModels.
+
 TensorFlow is imported when the first model loads, not at module import.
 """
 
@@ -20,6 +25,8 @@ import logging
 import os
 import re
 import threading
+
+import numpy as np
 
 from tfstyle.rest_json import InputSpec, RequestError
 
@@ -56,6 +63,86 @@ class Servable:
         specs = fn.structured_input_signature[1]
         tensors = {k: tf.constant(v.tolist() if v.dtype == object else v, dtype=specs[k].dtype) for k, v in arrays.items()}
         return {k: v.numpy() for k, v in fn(**tensors).items()}
+
+
+class TFLiteServable:
+    """One version served from its ``model.tflite`` (``tfstyle.export.serving_tflite``): the same
+    ``serving_default`` contract as the SavedModel, and ``stylize_bytes`` with the images decoded
+    (PIL, the first frame of an animation) and the results encoded as PNG here, since TFLite has no
+    image codecs. Calls are serialized: one interpreter per version."""
+
+    SIGNATURE, BYTES_SIGNATURE = "serving_default", "stylize_bytes"
+
+    def __init__(self, name, version, path, num_threads=None):
+        from tfstyle import export, litert
+
+        self.name, self.version, self.path = name, version, path
+        self.interpreter = litert.interpreter(model_path=os.path.join(path, export.SERVING_TFLITE),
+                                              num_threads=num_threads)
+        self.runner = self.interpreter.get_signature_runner(self.SIGNATURE)
+        self.lock = threading.Lock()
+        self.style_names = []
+        specs = {}
+        for key, detail in self.runner.get_input_details().items():
+            shape = [None if d < 0 else int(d) for d in detail["shape_signature"]]
+            specs[key] = InputSpec(np.dtype(detail["dtype"]).name, shape)
+        self.inputs = {self.SIGNATURE: specs, self.BYTES_SIGNATURE: {"image_bytes": InputSpec("string", [None])}}
+        outputs = {k: {"dtype": np.dtype(d["dtype"]).name, "shape": [None if x < 0 else int(x) for x in d["shape_signature"]]}
+                   for k, d in self.runner.get_output_details().items()}
+        self.signature_defs = {
+            self.SIGNATURE: _signature_def(specs, {k: InputSpec(v["dtype"], v["shape"]) for k, v in outputs.items()}),
+            self.BYTES_SIGNATURE: _signature_def(self.inputs[self.BYTES_SIGNATURE],
+                                                 {"stylized_bytes": InputSpec("string", [None])}),
+        }
+
+    def run(self, signature, arrays):
+        """{output: numpy array}; an undecodable image raises ``RequestError`` 400."""
+        if signature == self.BYTES_SIGNATURE:
+            return {"stylized_bytes": np.array([self._stylize_bytes(data, i) for i, data in
+                                                enumerate(arrays["image_bytes"].reshape(-1))], dtype=object)}
+        with self.lock:
+            return {k: np.array(v) for k, v in self.runner(**arrays).items()}
+
+    def _stylize_bytes(self, data, index):
+        import io
+
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(io.BytesIO(bytes(data))) as image:
+                pixels = np.asarray(image.convert("RGB"))
+        except (UnidentifiedImageError, OSError, ValueError) as e:
+            raise RequestError(400, f"image_bytes[{index}]: not a readable JPEG, PNG, GIF or BMP image ({e})") from None
+        with self.lock:
+            stylized = self.runner(images=pixels[None])["stylized"][0]
+        out = io.BytesIO()
+        Image.fromarray(stylized).save(out, format="PNG")
+        return out.getvalue()
+
+
+def _signature_def(inputs, outputs):
+    """TF Serving's SignatureDef JSON for {name: InputSpec} inputs and outputs."""
+    def tensor(name, spec):
+        dtype = "DT_STRING" if spec.dtype == "string" else f"DT_{spec.dtype.upper()}"
+        return {"name": name, "dtype": dtype, "tensor_shape": {
+            "dim": [{"size": str(-1 if d is None else d), "name": ""} for d in spec.shape], "unknown_rank": False}}
+
+    return {"inputs": {k: tensor(k, v) for k, v in inputs.items()},
+            "outputs": {k: tensor(k, v) for k, v in outputs.items()},
+            "method_name": "tensorflow/serving/predict", "defaults": {}}
+
+
+def servable_loader(prefer_tflite_model=False):
+    """``loader(name, version, path)`` for ``ModelRegistry``: ``TFLiteServable`` where asked for and
+    the folder holds ``model.tflite``, else ``Servable`` (the SavedModel)."""
+    def load(name, version, path):
+        from tfstyle import export
+
+        if prefer_tflite_model and os.path.isfile(os.path.join(path, export.SERVING_TFLITE)):
+            return TFLiteServable(name, version, path)
+        return Servable(name, version, path)
+
+    return load
 
 
 def read_style_names(loaded):

@@ -212,15 +212,19 @@ def poll_forever(registry, seconds, stop):
             log.exception("polling %s failed", registry.base_path)
 
 
-def run(base_path, model_name=None, host="127.0.0.1", port=8501, poll_seconds=2.0, limits=Limits()):
-    """Serves the models under ``base_path`` until interrupted; picks up new versions every ``poll_seconds``."""
+def run(base_path, model_name=None, host="127.0.0.1", port=8501, poll_seconds=2.0, limits=Limits(),
+        prefer_tflite_model=False):
+    """Serves the models under ``base_path`` until interrupted; picks up new versions every ``poll_seconds``.
+
+    ``prefer_tflite_model``: serve a version from its ``model.tflite`` where it has one (``tfstyle.servables``).
+    """
     import uvicorn
 
-    from tfstyle.servables import ModelRegistry
+    from tfstyle.servables import ModelRegistry, servable_loader
 
     if not os.path.isdir(base_path):
         log.warning("%s does not exist (yet); models will be picked up when it appears", base_path)
-    registry = ModelRegistry(base_path, model_name)
+    registry = ModelRegistry(base_path, model_name, loader=servable_loader(prefer_tflite_model))
     registry.poll()
     stop = threading.Event()
     threading.Thread(target=poll_forever, args=(registry, poll_seconds, stop), daemon=True).start()

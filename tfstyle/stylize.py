@@ -33,7 +33,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfstyle import multistyle, styles
+from tfstyle import multistyle
 from tfstyle.images import IMAGE_EXTENSIONS, ImageError, list_images, load_image, resize_longer_side, save_image
 from tfstyle.tiling import stylize_tiled, tile_grid
 from tfstyle.transformer import MIN_SIDE

@@ -22,6 +22,8 @@ flags.DEFINE_float("poll_seconds", 2.0, "How often to look for new, changed or r
 flags.DEFINE_float("max_body_mb", 32.0, "Largest request body in MiB (413 beyond).")
 flags.DEFINE_float("body_timeout_seconds", 30.0, "Time allowed to receive a request body (408 beyond).")
 flags.DEFINE_integer("max_pixels", 16_777_216, "Most pixels per image (width x height), checked before decoding.")
+flags.DEFINE_bool("prefer_tflite_model", False, "As TF Serving's flag: serve a version from its model.tflite "
+                  "(LiteRT, about twice as fast on CPU) where the export wrote one, else from the SavedModel.")
 flags.DEFINE_integer("max_concurrent", 2, "Predictions in progress at once; more are refused with 429.")
 FLAGS = flags.FLAGS
 
@@ -40,4 +42,5 @@ def main(argv):
                              "--poll_seconds must be positive")
     limits = serve.Limits(int(FLAGS.max_body_mb * (1 << 20)), FLAGS.body_timeout_seconds, FLAGS.max_pixels,
                           FLAGS.max_concurrent)
-    serve.run(FLAGS.model_base_path, FLAGS.model_name or None, FLAGS.host, FLAGS.port, FLAGS.poll_seconds, limits)
+    serve.run(FLAGS.model_base_path, FLAGS.model_name or None, FLAGS.host, FLAGS.port, FLAGS.poll_seconds, limits,
+              prefer_tflite_model=FLAGS.prefer_tflite_model)
