@@ -1,10 +1,11 @@
-"""Pictures to judge a style by: photo | Gatys L-BFGS | tfstyle float | tfstyle INT8, a row per photo and style.
+"""Pictures to judge a style by: photo | Gatys L-BFGS | tfstyle float | tfstyle INT8 [| slim float], a row per photo and style.
 
 ``python bench/picture_grid.py --styles=mosaic --vgg_weights=../shared/weights/vgg19_imagenet_block1_to_block3.npz --out=docs/results_grid.png``
 
 Each style's network is found as ``tfstyle stylize`` finds it (``--weights`` overrides it for a
 single style); the INT8 column runs ``<saved_models>/<style>_int8.tflite``, the file ``tfstyle export``
-ships (left out where there is none). Gatys optimizes the loss the network was trained with: the
+ships (left out where there is none); a column per ``--variants`` network found for the style
+(``<style>_slim``: the slim network, ``tfstyle train --width``). Gatys optimizes the loss the network was trained with: the
 shipped style's card or the recipe for ``--vgg_weights``.
 """
 
@@ -32,8 +33,10 @@ def loss_settings(weights_path, vgg_weights):
     return settings
 
 
-def style_rows(style, weights_path, int8_path, photos, size, iterations, vgg_weights):
+def style_rows(style, weights_path, int8_path, photos, size, iterations, vgg_weights, variants=()):
+    """(rows, column labels); ``variants``: [(name, weights path)] of more networks of the style, one column each."""
     net = models.load_transformer(weights_path)
+    others = [(name, models.load_transformer(path)) for name, path in variants]
     settings = loss_settings(weights_path, vgg_weights)
     loss_network = vgg.build_loss_network(vgg_weights, settings["style_layers"], settings["content_layer"])
     style_image = styles.load_style_image(style, settings["style_size"])
@@ -46,9 +49,21 @@ def style_rows(style, weights_path, int8_path, photos, size, iterations, vgg_wei
         slow, _ = gatys.stylize(photo.astype(np.float32), style_image, loss_network, weights, iterations=iterations,
                                 record_every=0)
         row = [photo, slow, fast] + ([int8(photo)] if int8 else [])
+        row += [np.clip(other(photo[None].astype(np.float32), training=False).numpy()[0], 0, 255) for _, other in others]
         rows.append(np.round(np.concatenate(row, axis=1)).astype(np.uint8))
     columns = ["photo", f"Gatys L-BFGS x{iterations}", f"tfstyle {style} (float)"] + (["tfstyle INT8 TFLite"] if int8 else [])
-    return rows, columns
+    return rows, columns + [f"tfstyle {name} (float)" for name, _ in others]
+
+
+def found_variants(style, suffixes, runs_dir):
+    """[(name, weights path)] of the networks ``<style>_<suffix>`` that exist (a run or shipped weights)."""
+    found = []
+    for suffix in suffixes:
+        try:
+            found.append((f"{style}_{suffix}", models.find_weights(f"{style}_{suffix}", runs_dir)))
+        except (models.ModelError, styles.UnknownStyleError):
+            continue
+    return found
 
 
 def labelled(rows, columns):
@@ -73,6 +88,7 @@ def main():
     p.add_argument("--photos", default="kodim01.png,kodim05.png,kodim15.png", help="comma list of file names in --images")
     p.add_argument("--size", type=int, default=256, help="longer side of the photos")
     p.add_argument("--iterations", type=int, default=100)
+    p.add_argument("--variants", default="slim", help="comma list of suffixes: a column for <style>_<suffix> where found")
     p.add_argument("--vgg_weights", default="imagenet")
     p.add_argument("--out", default="docs/results_grid.png")
     p.add_argument("--quick", action="store_true", help="the first photo of --images, 32 px, 2 iterations: for tests")
@@ -86,7 +102,8 @@ def main():
     for style in names:
         weights = models.find_weights(style, args.runs_dir, args.weights or None)
         rows, columns = style_rows(style, weights, os.path.join(args.saved_models, f"{style}_int8.tflite"), photos,
-                                   size, iterations, args.vgg_weights)
+                                   size, iterations, args.vgg_weights,
+                                   found_variants(style, [v for v in args.variants.split(",") if v], args.runs_dir))
         sheets.append(labelled(rows, columns))
     out = Image.new("RGB", (max(s.width for s in sheets), sum(s.height for s in sheets)), "white")
     y = 0

@@ -325,7 +325,7 @@ def export_style(
     report = {
         "style": styles.style_name(style),
         # Shipped weights are recorded inside the package, without this machine's path.
-        "weights": os.path.relpath(weights, os.path.dirname(models.PRETRAINED_DIR))
+        "weights": os.path.relpath(weights, os.path.dirname(os.path.dirname(models.PRETRAINED_DIR)))
         if os.path.dirname(os.path.abspath(weights)) == models.PRETRAINED_DIR else weights,
         "savedmodel": {"path": saved, "version": int(os.path.basename(saved)), "bytes": dir_size(saved),
                        "model_tflite_bytes": (os.path.getsize(os.path.join(saved, SERVING_TFLITE))
