@@ -58,6 +58,20 @@ def time_call(fn, repeats=5, warmup=1):
     return statistics.median(times), [round(t, 5) for t in times]
 
 
+DEFAULT_CALIBRATION = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data",
+                                   "content", "train")
+
+
+def calibration_crops(directory, quick, num_crops=16, quick_images=2):
+    """INT8 calibration inputs: ``num_crops`` crops of 256 px from the photos in ``directory``
+    (``quick_images`` random 64 px images with ``quick`` or without the folder)."""
+    if quick or not os.path.isdir(directory):
+        return [random_images(1, 64, seed=i) for i in range(quick_images)]
+    from tfstyle import tflite
+
+    return tflite.representative_crops(directory, num_crops=num_crops, crop_size=256)
+
+
 def random_images(n, size, seed=0):
     return np.random.default_rng(seed).uniform(0, 255, (n, size, size, 3)).astype(np.float32)
 

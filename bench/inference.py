@@ -24,8 +24,6 @@ import flops as flops_lib  # noqa: E402
 from tfstyle.transformer import build_transformer  # noqa: E402
 
 PATHS = ("keras", "keras_xla", "savedmodel", "tflite_fp32", "tflite_fp16", "tflite_int8")
-DEFAULT_CALIBRATION = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data",
-                                   "content", "train")
 
 
 def keras_runner(model, x, jit_compile=False):
@@ -53,14 +51,6 @@ def savedmodel_runner(model, x, tmp):
     return lambda: fn(images=x)["stylized"].numpy()
 
 
-def calibration_crops(directory, quick):
-    if quick or not os.path.isdir(directory):
-        return [common.random_images(1, 64, seed=i) for i in range(2)]
-    from tfstyle import tflite
-
-    return tflite.representative_crops(directory, num_crops=16, crop_size=256)
-
-
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", default="256,512,1024")
@@ -68,7 +58,7 @@ def main():
     p.add_argument("--threads", type=int, default=2, help="TF intra-op threads and TFLite num_threads (0: default)")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--weights", default="", help="transformer .weights.h5 (default: random init)")
-    p.add_argument("--calibration_dir", default=DEFAULT_CALIBRATION, help="photos for INT8 calibration")
+    p.add_argument("--calibration_dir", default=common.DEFAULT_CALIBRATION, help="photos for INT8 calibration")
     p.add_argument("--layers", choices=("current", "before"), default="current",
                    help="'before': the MIRROR_PAD / tf.nn.moments / resize / full-resolution 9x9 conv layers of the textbook network (pytorch/examples' fast_neural_style)")
     p.add_argument("--quick", action="store_true", help="64 px, 1 repeat: for tests")
@@ -94,7 +84,7 @@ def main():
         for path in paths:
             if path.startswith("tflite_"):
                 mode = {"tflite_fp32": "float32", "tflite_fp16": "fp16", "tflite_int8": "int8"}[path]
-                calib = calibration_crops(args.calibration_dir, args.quick) if mode == "int8" else None
+                calib = common.calibration_crops(args.calibration_dir, args.quick) if mode == "int8" else None
                 tflite_models[path] = common.convert_transformer(model, mode, calib)
             for size in sizes:
                 x = common.random_images(1, size)

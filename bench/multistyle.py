@@ -25,16 +25,6 @@ import numpy as np  # noqa: E402
 from tfstyle import litert, tflite  # noqa: E402
 from tfstyle.transformer import build_transformer  # noqa: E402
 
-DEFAULT_CALIBRATION = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data",
-                                   "content", "train")
-
-
-def calibration_crops(directory, quick):
-    if quick or not os.path.isdir(directory):
-        return [common.random_images(1, 64, seed=i) for i in range(4)]
-    return tflite.representative_crops(directory, num_crops=100, crop_size=256)
-
-
 def distinct_weights(net, seed=0):
     """Gives every 1-D and 2-D weight (biases, norm scales and offsets) distinct random values."""
     rng = np.random.default_rng(seed)
@@ -50,14 +40,14 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--modes", default="float32,int8")
-    parser.add_argument("--calibration_dir", default=DEFAULT_CALIBRATION)
+    parser.add_argument("--calibration_dir", default=common.DEFAULT_CALIBRATION)
     parser.add_argument("--quick", action="store_true", help="64 px, 1 repeat, 4 random calibration crops (for tests)")
     args = parser.parse_args()
     if args.quick:
         args.size, args.repeats = 64, 1
     common.set_threads(args.threads)
     machine = common.machine()
-    crops = calibration_crops(args.calibration_dir, args.quick)
+    crops = common.calibration_crops(args.calibration_dir, args.quick, num_crops=100, quick_images=4)
     image = np.random.default_rng(0).integers(0, 256, (args.size, args.size, 3), dtype=np.uint8)
     for label, num_styles in (("single", None), (f"{args.styles}_styles", args.styles)):
         keras.utils.set_random_seed(0)

