@@ -81,9 +81,13 @@ def test_picture_grid_quick(tmp_path):
                         f"--images={TRAIN_DIR}", f"--saved_models={exports}")
     from PIL import Image
 
+    from tfstyle import models
+
     grid = Image.open(out)
     assert line["styles"] == ["mosaic"] and len(line["photos"]) == 1
-    assert grid.width == 4 * 32 and 16 < grid.height <= 16 + 32  # photo | Gatys | float | INT8 under a label
+    # photo | Gatys | float | INT8 under a label, and the shipped mosaic_slim's column (--variants=slim)
+    columns = 4 + ("mosaic_slim" in models.pretrained_styles())
+    assert grid.width == columns * 32 and 16 < grid.height <= 16 + 32
 
 
 def test_report_turns_lines_into_tables(tmp_path):
