@@ -22,6 +22,7 @@ from tfstyle import styles
 
 PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained")
 CARD_KEY = "__card__"
+WEIGHTS_EXTENSIONS = (".h5", ".npz")
 
 
 class ModelError(RuntimeError):
@@ -193,13 +194,15 @@ def find_weights(style, runs_dir="runs", weights=None):
 def load_network(spec, runs_dir="runs", saved_models="saved_models"):
     """(Keras transformer, the file or folder it came from) for ``spec``, which is one of:
 
-    a weights file (``.weights.h5``, shipped ``.npz``); a SavedModel folder, or a folder of
+    a weights file (``.h5``, shipped ``.npz``); a SavedModel folder, or a folder of
     its numbered versions (the latest is taken); a training run folder (its final
-    weights); a style name: its run under ``runs_dir``, else its latest export under
-    ``saved_models``, else the weights shipped with tfstyle.
+    weights); a style name (or a style image's path): its run under ``runs_dir``, else
+    its latest export under ``saved_models``, else the weights shipped with tfstyle.
     """
     path = spec.rstrip(os.sep) or spec
-    if os.path.isfile(path):
+    if path.endswith(WEIGHTS_EXTENSIONS):
+        if not os.path.isfile(path):
+            raise ModelError(f"{path}: no such file or directory")
         return load_transformer(path), path
     if os.path.isdir(path):
         if is_savedmodel_dir(path):
@@ -212,8 +215,7 @@ def load_network(spec, runs_dir="runs", saved_models="saved_models"):
             return weights_from_savedmodel(latest), latest
         raise ModelError(f"{path}: not a SavedModel directory (no saved_model.pb), a folder of its versions, "
                          "nor a training run with transformer.weights.h5")
-    if os.sep in path or path.endswith((".h5", ".npz")):
-        raise ModelError(f"{path}: no such file or directory")
+    # A style name, or a style image's path: its run, its export, the shipped weights.
     weights = styles.trained_weights_path(path, runs_dir)
     if os.path.isfile(weights):
         return load_transformer(weights), weights
