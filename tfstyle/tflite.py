@@ -239,7 +239,7 @@ def _convert_model(model, mode, calibration):
         calibration = [dict(zip(names, inputs)) for inputs in calibration_inputs(model, calibration)]
     else:
         calibration = calibration and calibration_inputs(model, calibration)
-    return _convert(converter, mode, calibration)
+    return run_converter(converter, mode, calibration)
 
 
 @contextlib.contextmanager
@@ -258,8 +258,11 @@ def quiet_tensorflow():
         logging.set_verbosity(verbosity)
 
 
-def _convert(converter, mode, calibration):
-    """``calibration``: the representative dataset, a list of input lists (or of {name: input} dicts)."""
+def run_converter(converter, mode, calibration=None):
+    """Sets ``converter`` up for ``mode`` (int8, fp16 or float32) and converts, quietly.
+
+    ``calibration``: the representative dataset, a list of input lists (or of {name: input} dicts).
+    """
     if mode == "int8":
         if not calibration:
             raise ConversionError("int8 conversion needs a representative dataset")

@@ -158,7 +158,7 @@ def build_model(config, strategy=None):
             extra.update(teacher=teacher, distill_weight=config.distill_weight)
         if multi:
             transformer.row_names = tuple(rows)
-            extra = {"row_names": rows, "train_rows": trained}
+            extra.update(row_names=rows, train_rows=trained)
             if base is not None:
                 copy_into(base, transformer, base_row_names(base_path, base), rows)
                 for layer in transformer.layers:  # only the style rows learn; the convs stay as they are

@@ -23,7 +23,6 @@ fast; each layer's docstring says which ops and why.
 """
 
 import contextlib
-import re
 import threading
 
 import keras
@@ -389,9 +388,7 @@ def build_transformer(name="transformer", num_styles=None, width=1.0, residual_b
 
 def architecture(model):
     """``{"width", "residual_blocks"}`` of a transformer built by ``build_transformer``."""
-    width = model.get_layer("down1_conv").filters / DOWNSAMPLE[0][0]
-    blocks = sum(1 for layer in model.layers if re.fullmatch(r"res\d+_add", layer.name))
-    return {"width": width, "residual_blocks": blocks}
+    return architecture_of_kernels([w.shape for w in model.weights if len(w.shape) == 4])
 
 
 def architecture_of_kernels(kernel_shapes):
