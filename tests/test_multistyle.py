@@ -28,19 +28,6 @@ def randomize_rows(model, seed=0):
             layer.offset.assign(rng.normal(0, 0.3, layer.offset.shape).astype(np.float32))
 
 
-def single_style_copy(multi, weights):
-    """A single-style net with ``multi``'s convs and norm params ``weights @ tables``."""
-    single = build_transformer()
-    for layer in single.layers:
-        source = multi.get_layer(layer.name)
-        if isinstance(layer, InstanceNormalization):
-            layer.scale.assign(np.asarray(weights, np.float32) @ source.scale.numpy())
-            layer.offset.assign(np.asarray(weights, np.float32) @ source.offset.numpy())
-        elif layer.weights:
-            layer.set_weights(source.get_weights())
-    return single
-
-
 def test_conditional_norm_with_one_style_selected_is_the_plain_instance_norm():
     x = np.random.default_rng(1).normal(3.0, 2.0, size=(2, 5, 6, 4)).astype(np.float32)
     conditional = ConditionalInstanceNormalization(3)
@@ -64,9 +51,14 @@ def test_one_hot_network_equals_the_single_style_network_and_a_blend_mixes_in_no
     outputs = {}
     for name, w in {"a": [1.0, 0.0], "b": [0.0, 1.0], "mix": [0.5, 0.5]}.items():
         outputs[name] = multi([x, np.tile(np.float32(w), (len(x), 1))]).numpy()
-        np.testing.assert_allclose(outputs[name], single_style_copy(multi, w)(x).numpy(), atol=1e-3)
+        np.testing.assert_allclose(outputs[name], multistyle.single_style(multi, w)(x).numpy(), atol=1e-3)
     pixel_mix = 0.5 * outputs["a"] + 0.5 * outputs["b"]
     assert np.abs(outputs["mix"] - pixel_mix).mean() > 1.0  # norm-space blending is not a pixel fade
+    multi.row_names = ("a", "b")
+    np.testing.assert_array_equal(multistyle.single_style(multi, "b")(x).numpy(),
+                                  multistyle.single_style(multi, [0.0, 1.0])(x).numpy())
+    with pytest.raises(multistyle.StyleWeightsError, match="unknown style 'c'"):
+        multistyle.single_style(multi, "c")
 
 
 def test_blend_specs_and_bad_weights():
@@ -169,6 +161,27 @@ def test_adding_a_style_leaves_the_other_styles_bit_identical(tmp_path, photo_ba
     assert not np.array_equal(out(net, [0, 0, 1, 0]), before["new"])
     for a, b in zip(convs, net.non_trainable_weights):
         np.testing.assert_array_equal(a, b.numpy())
+
+
+def test_init_from_a_single_style_network_starts_every_row_from_it_and_trains_the_convs(tmp_path):
+    keras.utils.set_random_seed(0)
+    single = build_transformer()
+    for layer in single.layers:
+        if isinstance(layer, InstanceNormalization):
+            layer.offset.assign(np.random.default_rng(0).normal(0, 0.3, layer.offset.shape).astype(np.float32))
+    path = str(tmp_path / "mosaic.weights.h5")
+    single.save_weights(path)
+    model = training.build_model(dataclasses.replace(TINY, identity_style=True, init_from=path))
+    net = model.transformer
+    assert net.row_names == ("mosaic", "candy", "photo") and model.train_rows == [0, 1, 2]
+    x = images(1, 40)
+    for row in range(3):  # every row starts as the single-style network
+        np.testing.assert_allclose(net([x, np.eye(3, dtype=np.float32)[row:row + 1]]).numpy(), single(x).numpy(),
+                                   atol=1e-3)
+    assert len(net.trainable_variables) == len(single.trainable_variables)  # the convs learn too
+    save_weights_atomically(net, str(tmp_path / "multi.weights.h5"))
+    with pytest.raises(training.TrainingError, match="a multi-style network"):
+        training.build_model(dataclasses.replace(TINY, style="mosaic", init_from=str(tmp_path / "multi.weights.h5")))
 
 
 def test_multi_style_under_mixed_precision_and_gradient_accumulation(photo_batch, float32_policy):

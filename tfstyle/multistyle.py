@@ -132,6 +132,37 @@ def row_weights(weights, strength, row_names):
     return weights, strength
 
 
+def single_style(transformer, style):
+    """The single-style network of a multi-style ``transformer`` at one style row or one fixed mix.
+
+    ``style``: a row name, or a weight per row (the network's ``style_weights`` row). The result
+    has the same convolutions and plain instance norms holding ``weights @ scale`` and
+    ``weights @ offset``: it computes what ``transformer`` computes with that ``style_weights``
+    row (a conditional norm is the plain norm at the mixed scale and offset), so one style of a
+    multi-style network ships, exports and serves as a single-style network does.
+    """
+    import numpy as np
+
+    from tfstyle import transformer as tr
+
+    rows = list(getattr(transformer, "row_names", None) or [])
+    if isinstance(style, str):
+        if style not in rows:
+            raise StyleWeightsError(f"unknown style '{style}': this network holds {', '.join(rows) or 'one style'}")
+        style = [float(n == style) for n in rows]
+    weights = np.asarray(style, np.float32)
+    single = tr.build_transformer(**tr.architecture(transformer))
+    for layer in single.layers:
+        if not layer.weights:
+            continue
+        source = transformer.get_layer(layer.name)
+        if isinstance(source, tr.ConditionalInstanceNormalization):
+            layer.set_weights([weights @ source.scale.numpy(), weights @ source.offset.numpy()])
+        else:
+            layer.set_weights(source.get_weights())
+    return single
+
+
 # ----------------------------------------------------------------------------- files
 
 

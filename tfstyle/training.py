@@ -102,6 +102,8 @@ def copy_into(base, model, base_rows, rows):
     """Copies ``base``'s weights into the multi-style ``model``: convs as they are, each named style row
     into its row of ``model``; rows new to ``model`` start from the mean of the base's style rows."""
     for layer in model.layers:
+        if not layer.weights:
+            continue
         source = base.get_layer(layer.name)
         if isinstance(layer, ConditionalInstanceNormalization):
             for table, name in ((layer.scale, "scale"), (layer.offset, "offset")):
@@ -111,17 +113,29 @@ def copy_into(base, model, base_rows, rows):
                 value = np.stack([old[base_rows.index(n)] if n in base_rows else old[styled].mean(axis=0)
                                   for n in rows])
                 table.assign(value)
-        elif layer.weights:
+        else:
             layer.set_weights(source.get_weights())
 
 
-def start_from(transformer, path):
-    """Copies the weights in ``path`` into ``transformer``; a ``TrainingError`` if the networks differ."""
+def start_from(transformer, path, rows=None):
+    """Copies the weights in ``path`` into ``transformer``; a ``TrainingError`` if the networks differ.
+
+    A multi-style ``transformer`` (row names ``rows``) also starts from a network with other rows, a
+    single-style one included (``copy_into``: its convs, each row it names, the mean of its style
+    rows for the others), so several styles can be trained on from one trained style; every weight
+    stays trainable, unlike ``--add_to``.
+    """
     source = models.load_transformer(path)
-    if architecture(source) != architecture(transformer) or len(source.weights) != len(transformer.weights):
+    if architecture(source) != architecture(transformer):
         raise TrainingError(f"--init_from={path}: a network of {architecture(source)}, this run trains "
                             f"{architecture(transformer)}")
-    transformer.set_weights(source.get_weights())
+    if rows is not None:
+        copy_into(source, transformer, base_row_names(path, source), rows)
+    elif len(source.weights) != len(transformer.weights) or getattr(source, "row_names", None):
+        raise TrainingError(f"--init_from={path}: a multi-style network; a single-style run starts from a "
+                            "single-style network")
+    else:
+        transformer.set_weights(source.get_weights())
     logging.info("starting from the weights in %s", path)
 
 
@@ -146,7 +160,7 @@ def build_model(config, strategy=None):
             "width": config.width, "residual_blocks": config.residual_blocks}
         transformer = build_transformer(num_styles=len(rows) if multi else None, **arch)
         if config.init_from:  # a resumed run's backup, restored later, takes precedence
-            start_from(transformer, config.init_from)
+            start_from(transformer, config.init_from, rows if multi else None)
         extra = {}
         if config.teacher:
             teacher, source = models.load_network(config.teacher, config.runs_dir)
