@@ -224,3 +224,29 @@ def test_train_then_add_a_style_end_to_end(tmp_path):
     x = images(1, 40)
     for old, new in (([1, 0, 0], [1, 0, 0, 0]), ([0, 1, 0], [0, 1, 0, 0]), ([0, 0, 1], [0, 0, 0, 1])):
         np.testing.assert_array_equal(net([x, np.float32([new])]).numpy(), before([x, np.float32([old])]).numpy())
+
+
+def test_blend_strength_pictures_dial_strength_in_norm_space_and_as_a_pixel_fade():
+    import sys
+
+    from conftest import REPO
+
+    sys.path.insert(0, os.path.join(REPO, "bench"))
+    import blend_strength
+
+    from tfstyle.stylize import KerasStylizer
+
+    keras.utils.set_random_seed(0)
+    net = build_transformer(num_styles=3)
+    net.row_names = ("mosaic", "candy", "photo")
+    randomize_rows(net)
+    photo = images(1, 24)[0].round().astype(np.uint8)
+    rows = blend_strength.dial_rows(KerasStylizer(net), photo, "mosaic", "candy")
+    assert [len(tiles) for _, tiles in rows] == [5, 5, 5]
+    (_, norm_space), (_, fade), (_, blend) = rows
+    np.testing.assert_array_equal(fade[0][1], photo)  # a fade at 0 is the photo itself
+    np.testing.assert_array_equal(norm_space[-1][1], fade[-1][1])  # at 1 both are the full style
+    np.testing.assert_array_equal(blend[0][1], fade[-1][1])
+    assert np.abs(norm_space[2][1].astype(int) - fade[2][1]).mean() > 1  # half-way: not a pixel fade
+    sheet = blend_strength.render(rows)
+    assert sheet.shape == (3 * (24 + 2 * blend_strength.LABEL_HEIGHT), 5 * 24, 3)

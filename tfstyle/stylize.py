@@ -196,10 +196,10 @@ def load_stylizer(style="", model="", runs_dir="runs", saved_models="saved_model
     elif not style:
         raise StylizeError("say which model to use: --style=NAME (a trained style) or --model=PATH")
     elif is_blend(style):
-        found = find_multi_style_run(style, runs_dir)
+        found = find_multi_style_network(style, runs_dir)
         if not found:
-            raise StylizeError(f"--style={style}: no multi-style run under {runs_dir} holds these styles; "
-                               "pass the network with --model=PATH")
+            raise StylizeError(f"--style={style}: no multi-style run under {runs_dir} nor shipped network holds "
+                               "these styles; pass the network with --model=PATH")
         return KerasStylizer(models.load_transformer(found)), found
     network, source = models.load_network(path or style, runs_dir, saved_models)
     return KerasStylizer(network), source
@@ -210,14 +210,17 @@ def is_blend(style):
     return "," in style or (":" in style and not os.path.exists(style))
 
 
-def find_multi_style_run(spec, runs_dir="runs"):
-    """The final weights of a multi-style run under ``runs_dir`` holding every style ``spec`` names, or None."""
+def find_multi_style_network(spec, runs_dir="runs"):
+    """The weights of a multi-style network holding every style ``spec`` names, or None: a run's
+    final weights under ``runs_dir`` first, then the networks shipped with tfstyle."""
     import glob
 
     from tfstyle import models
 
     wanted = {item.partition(":")[0].strip() for item in multistyle.split_styles(spec)}
-    for path in sorted(glob.glob(os.path.join(runs_dir, "*", "transformer.weights.h5"))):
+    candidates = sorted(glob.glob(os.path.join(runs_dir, "*", "transformer.weights.h5")))
+    candidates += sorted(glob.glob(os.path.join(models.PRETRAINED_DIR, "*.npz")))
+    for path in candidates:
         try:
             names = models.row_names_of(path)
         except models.ModelError:
