@@ -116,3 +116,37 @@ def test_clipped_tanh_stays_within_half_a_pixel_level():
     clipped = tflite._ScaledTanh()(tflite._clip_to_unit(x / tflite.TANH_INPUT_LIMIT)).numpy()  # noqa: SLF001
     assert np.abs(127.5 * (clipped - np.tanh(x.numpy()))).max() <= 0.5
     assert np.abs(clipped).max() < 1.0  # the clip is real: the flat tails are cut
+
+
+def test_calibrated_ranges_take_a_quantile_of_each_inputs_own_range():
+    class Scale(keras.layers.Layer):
+        def call(self, x):
+            return x * 2.0 + 1.0
+
+    inp = keras.Input((None, None, 1))
+    net = keras.Model(inp, Scale()(inp))
+    inputs = [[np.full((1, 4, 4, 1), v, np.float32)] for v in range(1, 11)]
+    inputs[3] = [np.full((1, 4, 4, 1), 100.0, np.float32)]  # one outlier
+    converter = tf.lite.TFLiteConverter.from_keras_model(net)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: iter(inputs)
+    converter._experimental_calibrate_only = True
+    calibrated = converter.convert()
+
+    def recorded(content):
+        from tensorflow.lite.tools import flatbuffer_utils
+
+        tensors = flatbuffer_utils.read_model_from_bytearray(bytearray(content)).subgraphs[0].tensors
+        return {t.name.decode(): [float(t.quantization.min[0]), float(t.quantization.max[0])] for t in tensors
+                if t.quantization is not None and t.quantization.min is not None}
+
+    before = recorded(calibrated)
+    extremes = recorded(tflite.calibrated_ranges(calibrated, inputs, quantile=1.0))
+    robust = recorded(tflite.calibrated_ranges(calibrated, inputs, quantile=0.5))
+    output = [name for name, (lo, hi) in before.items() if hi > 150]
+    assert output and extremes.keys() == before.keys()
+    for name in before:  # quantile 1: the calibrator's own extremes
+        assert extremes[name] == pytest.approx(before[name])
+    for name in output:  # the median input's range (x * 2: 13, x * 2 + 1: 14): the outlier no longer widens it
+        expected = {200.0: 13.0, 201.0: 14.0}[before[name][1]]
+        assert robust[name] == pytest.approx([expected, expected])

@@ -14,8 +14,8 @@ except ImportError:  # pragma: no cover - LiteRT ships no wheel for some platfor
     Interpreter = tf.lite.Interpreter
 
 
-def interpreter(model_content=None, model_path=None, num_threads=None):
-    return Interpreter(model_content=model_content, model_path=model_path, num_threads=num_threads)
+def interpreter(model_content=None, model_path=None, num_threads=None, **options):
+    return Interpreter(model_content=model_content, model_path=model_path, num_threads=num_threads, **options)
 
 
 def _quantize(x, details):

@@ -1,11 +1,15 @@
 """Ship a trained style with the package: ``tfstyle/pretrained/<style>.npz`` (float16) and its reference output.
 
     python tools/ship_style.py --run=RUN_DIR [--weights=CHECKPOINT] --summary="..."
+    python tools/ship_style.py --run=MULTI_STYLE_RUN --row=candy --summary="..."
 
 Reads the run's ``config.json`` (loss network, recipe, steps) into the card
 that ``tfstyle styles`` prints, and writes ``tests/data/<style>_reference.npz``:
 a small fixed input and the shipped network's uint8 output on it, which the
 tests compare against so a change that alters the shipped styles' pictures fails.
+A multi-style network ships whole (its reference output is an even blend of its
+styles, the ``style_weights`` stored beside it), or one style at a time with
+``--row``: that row as a single-style network (``multistyle.single_style``).
 """
 
 import argparse
@@ -18,7 +22,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from tfstyle import models  # noqa: E402
+from tfstyle import models, multistyle  # noqa: E402
 from tfstyle.images import list_images  # noqa: E402
 
 REFERENCE_DIR = os.path.join(ROOT, "tests", "data")
@@ -41,11 +45,15 @@ def main(argv=None):
     p.add_argument("--weights", default="", help="weights to ship (default: the run's transformer.weights.h5)")
     p.add_argument("--summary", required=True, help="one line for `tfstyle styles`")
     p.add_argument("--step", type=int, default=0, help="the step of --weights (default: the run's final step)")
+    p.add_argument("--row", default="", help="a multi-style run: ship this style row as a single-style network")
     args = p.parse_args(argv)
     config = json.load(open(os.path.join(args.run, "config.json")))
     weights = args.weights or os.path.join(args.run, "transformer.weights.h5")
-    style = os.path.basename(os.path.normpath(args.run))
+    run_name = os.path.basename(os.path.normpath(args.run))
     model = models.load_transformer(weights)
+    style = args.row or run_name
+    if args.row:
+        model = multistyle.single_style(model, args.row)
     card = {
         "style": style,
         "summary": args.summary,
@@ -57,16 +65,23 @@ def main(argv=None):
                      "photos": f"{len(list_images(config['data_dir']))} photos of "
                                f"{os.path.join(*config['data_dir'].rstrip(os.sep).split(os.sep)[-2:])}"},
     }
+    if args.row:
+        card["trained_in"] = f"row '{args.row}' of the multi-style network {run_name}"
     if not card["steps"]:
         raise SystemExit("error: the run has not finished: pass --step (the step of --weights)")
     path = models.pretrained_path(style)
     models.save_pretrained(model, path, card)
     shipped = models.load_transformer(path)
     image = reference_input()
-    output = np.clip(np.round(shipped(image[None].astype(np.float32))[0].numpy()), 0, 255).astype(np.uint8)
+    inputs, extra = image[None].astype(np.float32), {}
+    if getattr(shipped, "row_names", None):
+        names = shipped.row_names
+        weights = np.float32([[n != multistyle.PHOTO for n in names]]) / len(multistyle.style_names(names))
+        inputs, extra = [inputs, weights], {"style_weights": weights}
+    output = np.clip(np.round(shipped(inputs)[0].numpy()), 0, 255).astype(np.uint8)
     os.makedirs(REFERENCE_DIR, exist_ok=True)
-    np.savez_compressed(reference_path(style), input=image, output=output)
-    float32 = model(image[None].astype(np.float32))[0].numpy()
+    np.savez_compressed(reference_path(style), input=image, output=output, **extra)
+    float32 = model(inputs)[0].numpy()
     print(f"wrote {path} ({os.path.getsize(path) / 1e6:.2f} MB) and {reference_path(style)}; float16 vs float32 "
           f"weights: max output difference {np.abs(float32 - output).max():.2f} levels")
 
