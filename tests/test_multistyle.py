@@ -250,3 +250,21 @@ def test_blend_strength_pictures_dial_strength_in_norm_space_and_as_a_pixel_fade
     assert np.abs(norm_space[2][1].astype(int) - fade[2][1]).mean() > 1  # half-way: not a pixel fade
     sheet = blend_strength.render(rows)
     assert sheet.shape == (3 * (24 + 2 * blend_strength.LABEL_HEIGHT), 5 * 24, 3)
+
+
+def test_a_blend_without_model_finds_a_run_then_a_shipped_multi_style_network(tmp_path, monkeypatch):
+    from tfstyle import stylize
+
+    keras.utils.set_random_seed(0)
+    net = build_transformer(num_styles=3)
+    net.row_names = ("mosaic", "candy", "photo")
+    shipped = tmp_path / "pretrained"
+    models.save_pretrained(net, str(shipped / "mosaic-candy-photo.npz"), {"steps": 1})
+    monkeypatch.setattr(models, "PRETRAINED_DIR", str(shipped))
+    runs = tmp_path / "runs"
+    assert stylize.find_multi_style_network("mosaic:0.7,candy:0.3", str(runs)) == str(shipped / "mosaic-candy-photo.npz")
+    save_weights_atomically(net, str(runs / "mine" / "transformer.weights.h5"))
+    assert stylize.find_multi_style_network("candy,mosaic", str(runs)) == str(runs / "mine" / "transformer.weights.h5")
+    assert stylize.find_multi_style_network("mosaic,starry_night", str(runs)) is None
+    with pytest.raises(stylize.StylizeError, match="nor shipped network"):
+        stylize.load_stylizer("mosaic,starry_night", runs_dir=str(runs))
