@@ -46,9 +46,10 @@ def machine():
     cpu = info.get("model name", cpu)
     if "cpu family" in info:
         cpu += f" (family {info['cpu family']} model {info.get('model', '?')})"
+    flags = set(info.get("flags", "").split())
     gpus = [d.name for d in tf.config.list_physical_devices("GPU")]
-    return {"cpu": cpu, "vnni": "avx512_vnni" in info.get("flags", "").split() or "avx_vnni" in info.get("flags", "").split(),
-            "cpus": os.cpu_count(), "gpus": len(gpus), "tf": tf.__version__, "load1": round(os.getloadavg()[0], 2)}
+    return {"cpu": cpu, "vnni": bool(flags & {"avx512_vnni", "avx_vnni"}), "cpus": os.cpu_count(), "gpus": len(gpus),
+            "tf": tf.__version__, "load1": round(os.getloadavg()[0], 2)}
 
 
 def emit(record, stream=None):
