@@ -27,9 +27,9 @@ LABEL_HEIGHT = 16
 
 
 def loss_settings(weights_path, vgg_weights):
-    """The loss the network was trained with: its shipped card, else the recipe for ``vgg_weights``."""
-    card = models.pretrained_card(weights_path) if weights_path.endswith(".npz") else {}
-    _, settings = recipes.complete(vgg_weights, **card.get("loss", {}))
+    """The loss the network was trained with (its run's config or shipped card), else the recipe for ``vgg_weights``."""
+    trained, _ = models.trained_loss(weights_path)
+    _, settings = recipes.complete(vgg_weights, **trained)
     return settings
 
 

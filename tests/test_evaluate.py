@@ -82,3 +82,30 @@ def test_cli_errors_are_one_line(setup, args, message):
                        cwd=REPO, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert r.returncode in (1, 2) and "Traceback" not in r.stderr  # 2: usage errors
     assert message in r.stderr.strip().splitlines()[-1]
+
+
+def test_cli_scores_a_multi_style_row_at_its_own_style_weight(setup):
+    """A multi-style run's --style row is scored alone, with style_weight times its --style_scales factor."""
+    tmp, photos, _ = setup
+    run = tmp / "runs" / "mosaic-candy"
+    run.mkdir(parents=True)
+    keras.utils.set_random_seed(0)
+    net = build_transformer(num_styles=2)
+    net.row_names = ("mosaic", "candy")
+    from tfstyle.callbacks import save_weights_atomically
+
+    save_weights_atomically(net, str(run / "transformer.weights.h5"))
+    (run / "config.json").write_text(json.dumps({"style": "mosaic,candy", "style_scales": [1.0, 4.0],
+                                                 "vgg_weights": "random", "style_weight": 50.0}))
+    base = [sys.executable, "-m", "tfstyle.cli", "evaluate", f"--weights={run / 'transformer.weights.h5'}",
+            f"--images={photos}", "--sizes=32", "--nogatys", "--vgg_weights=random", "--style_size=64"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    out = tmp / "candy.md"
+    r = subprocess.run([*base, "--style=candy", f"--out={out}"], capture_output=True, text=True, cwd=REPO,
+                       timeout=300, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads((tmp / "candy.json").read_text())["loss"]["style_weight"] == 200.0
+    r = subprocess.run([*base, "--style=starry_night", f"--out={tmp / 'x.md'}"], capture_output=True, text=True,
+                       cwd=REPO, timeout=300, env=env)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1] == "error: unknown style 'starry_night': this network holds mosaic, candy"

@@ -96,6 +96,28 @@ def test_multi_style_training_logs_a_loss_per_style(photo_batch):
     assert np.all(per_image["style"].numpy() == 0)
 
 
+def test_style_scales_weigh_each_styles_gram_loss(tmp_path, photo_batch):
+    plain = training.build_model(TINY)
+    scaled = training.build_model(dataclasses.replace(TINY, style_scales=(1.0, 3.0)))
+    scaled.transformer.set_weights(plain.transformer.get_weights())
+    ids = tf.constant([0, 1, 0, 1])
+    a, _ = plain.per_image_losses(photo_batch, style_ids=ids)
+    b, _ = scaled.per_image_losses(photo_batch, style_ids=ids)
+    np.testing.assert_allclose(b["style"].numpy(), a["style"].numpy() * [1, 3, 1, 3], rtol=1e-5)
+    np.testing.assert_allclose(b["content"].numpy(), a["content"].numpy(), rtol=1e-5)
+    for bad, message in (((1.0,), "one factor per --style value"), ((1.0, 0.0), "must be positive"),
+                         ((1.0, float("nan")), "must be positive")):
+        with pytest.raises(training.TrainingError, match=message):
+            training.validate(dataclasses.replace(TINY, style_scales=bad))
+    with pytest.raises(training.TrainingError, match="one style takes --style_weight"):
+        training.validate(dataclasses.replace(TINY, style="mosaic", style_scales=(2.0,)))
+    # The scales reach what evaluation and the shipped card read: each row's own style weight.
+    models.save_pretrained(plain.transformer, str(tmp_path / "m.npz"),
+                           {"loss": {"style_weight": 10.0}, "style_scales": {"candy": 3.0}})
+    assert models.trained_loss(str(tmp_path / "m.npz"), "candy")[0]["style_weight"] == 30.0
+    assert models.trained_loss(str(tmp_path / "m.npz"), "mosaic")[0]["style_weight"] == 10.0
+
+
 def test_multi_style_step_under_mirrored_strategy(photo_batch):
     devices = [d.name for d in tf.config.list_logical_devices("CPU")]
     assert len(devices) == 2, "conftest must configure two logical CPUs"

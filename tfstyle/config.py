@@ -14,6 +14,7 @@ WIDTHS = (0.25, 0.5, 0.75, 1.0)  # the --width values offered (Magenta's ``alpha
 @dataclasses.dataclass
 class TrainConfig:
     style: str = "mosaic"  # one style, or several separated by commas: one multi-style network
+    style_scales: tuple = None  # multi-style: a factor on style_weight per --style value (None: all 1)
     identity_style: bool = False  # multi-style: also train the identity "photo" row (strength in norm space)
     add_to: str = ""  # a multi-style run folder or weights file: train --style into it, convolutions frozen
     name: str = ""  # the run's folder and the network's name; empty: the style name (see training.run_name)

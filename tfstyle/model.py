@@ -32,7 +32,9 @@ class StyleTransferModel(keras.Model):
     and ``train_rows`` (default: every row with an image, and the identity row) are the rows
     batches are drawn from. ``frozen_rows_mask`` (float [rows], 1 for rows to train) zeroes the
     gradient of every other row: with the convolutions made non-trainable, this trains new
-    styles into a network while its other styles stay bit-identical.
+    styles into a network while its other styles stay bit-identical. ``style_scales`` (one per
+    row, default 1) multiplies ``style_weight`` for each row's images: styles whose Gram loss on
+    photos differs by an order of magnitude train together at a balance each can show.
 
     Distillation: with a frozen single-style ``teacher`` transformer, the loss adds
     ``distill_weight`` times the per-image mean squared difference (0..255 pixels) between
@@ -42,7 +44,7 @@ class StyleTransferModel(keras.Model):
     """
 
     def __init__(self, transformer, loss_network, style_image, *, content_weight, style_weight, tv_weight,
-                 row_names=None, train_rows=None, frozen_rows_mask=None, teacher=None, distill_weight=0.0, **kwargs):
+                 row_names=None, train_rows=None, frozen_rows_mask=None, style_scales=None, teacher=None, distill_weight=0.0, **kwargs):
         super().__init__(**kwargs)
         self.transformer = transformer
         self.loss_network = loss_network
@@ -67,8 +69,12 @@ class StyleTransferModel(keras.Model):
                 train_rows = [r for r, (img, name) in enumerate(zip(images, self.row_names))
                               if img is not None or name == multistyle.PHOTO]
             self.train_rows = [int(r) for r in train_rows]
-            # 1 for rows scored by the Gram loss, 0 for the identity row (and rows without targets).
-            self.row_has_style = tf.constant([0.0 if img is None else 1.0 for img in images], tf.float32)
+            # Per row, the factor on the style loss: 0 for the identity row (and rows without targets).
+            scales = [1.0] * self.num_rows if style_scales is None else [float(x) for x in style_scales]
+            if len(scales) != self.num_rows:
+                raise ValueError(f"{len(scales)} style scales for {self.num_rows} style rows")
+            self.row_style_scale = tf.constant(
+                [0.0 if img is None else scale for img, scale in zip(images, scales)], tf.float32)
             self.frozen_rows_mask = (None if frozen_rows_mask is None
                                      else tf.constant(np.asarray(frozen_rows_mask, np.float32)[:, None]))
         # Gram targets as non-trainable float32 weights: they live on every replica.
@@ -138,8 +144,8 @@ class StyleTransferModel(keras.Model):
             zero = tf.zeros(tf.shape(images)[:1], tf.float32)
             tv = self.tv_weight * losses.total_variation_loss(stylized)
             values = {"content": zero, "style": zero, "tv": tv}
-        if self.num_rows is not None:  # the identity row has no style loss
-            values["style"] = values["style"] * tf.gather(self.row_has_style, style_ids)
+        if self.num_rows is not None:  # each row's style weight; the identity row has no style loss
+            values["style"] = values["style"] * tf.gather(self.row_style_scale, style_ids)
         values["total"] = values["content"] + values["style"] + values["tv"]
         if self.teacher is not None:
             target = tf.stop_gradient(tf.cast(self.teacher(images, training=False), tf.float32))

@@ -18,7 +18,7 @@ import re
 
 import numpy as np
 
-from tfstyle import styles
+from tfstyle import recipes, styles
 
 PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained")
 CARD_KEY = "__card__"
@@ -163,6 +163,28 @@ def run_config(weights_path):
         except (OSError, ValueError):
             continue
     return {}
+
+
+def trained_loss(weights_path, row=None):
+    """``(loss settings, loss network)`` that ``weights_path`` was trained with: from its run's
+    ``config.json``, else from its shipped card; ``({}, "")`` when neither says.
+
+    The settings are any of ``recipes.SETTINGS`` the source names. ``row``: a style of a multi-style
+    network, whose ``style_weight`` then carries that style's ``style_scales`` factor.
+    """
+    config = run_config(weights_path)
+    if config:
+        loss, network = {k: config[k] for k in recipes.SETTINGS if config.get(k) is not None}, config.get("vgg_weights", "")
+        names = [styles.style_name(s.strip()) for s in config.get("style", "").split(",") if s.strip()]
+        scales = dict(zip(names, config.get("style_scales") or ()))
+    elif weights_path.endswith(".npz"):
+        card = pretrained_card(weights_path)
+        loss, network, scales = dict(card.get("loss", {})), card.get("loss_network", ""), card.get("style_scales", {})
+    else:
+        return {}, ""
+    if row is not None and "style_weight" in loss:
+        loss["style_weight"] *= scales.get(row, 1.0)
+    return loss, network
 
 
 def find_weights(style, runs_dir="runs", weights=None):

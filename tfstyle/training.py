@@ -98,6 +98,13 @@ def style_rows(config):
     return rows, images, trained, path
 
 
+def row_style_scales(config, sources):
+    """Per style row, its factor on ``style_weight``: ``--style_scales`` for the ``--style`` values in
+    order (1 when unset), 0 for rows without a style image (the identity row, an ``--add_to`` base's rows)."""
+    scales = iter(config.style_scales or [1.0] * len(multistyle.split_styles(config.style)))
+    return [0.0 if source is None else float(next(scales)) for source in sources]
+
+
 def copy_into(base, model, base_rows, rows):
     """Copies ``base``'s weights into the multi-style ``model``: convs as they are, each named style row
     into its row of ``model``; rows new to ``model`` start from the mean of the base's style rows."""
@@ -172,7 +179,11 @@ def build_model(config, strategy=None):
             extra.update(teacher=teacher, distill_weight=config.distill_weight)
         if multi:
             transformer.row_names = tuple(rows)
-            extra.update(row_names=rows, train_rows=trained)
+            scales = row_style_scales(config, sources)
+            extra.update(row_names=rows, train_rows=trained, style_scales=scales)
+            if config.style_scales:
+                logging.info("style weight per style: %s", ", ".join(
+                    f"{name} {config.style_weight * scale:g}" for name, scale in zip(rows, scales) if scale))
             if base is not None:
                 copy_into(base, transformer, base_row_names(base_path, base), rows)
                 for layer in transformer.layers:  # only the style rows learn; the convs stay as they are
@@ -328,5 +339,11 @@ def validate(config):
     names = multistyle.split_styles(config.style)
     if not names:
         raise TrainingError("--style: give a style name or image path (several, separated by commas)")
+    if config.style_scales is not None:
+        if len(config.style_scales) != len(names) or not is_multi_style(config):
+            raise TrainingError(f"--style_scales: one factor per --style value of a multi-style run ({len(names)} "
+                                f"style(s), {len(config.style_scales)} factor(s)); one style takes --style_weight")
+        if not all(np.isfinite(x) and x > 0 for x in config.style_scales):
+            raise TrainingError(f"--style_scales={','.join(map(str, config.style_scales))}: factors must be positive")
     if config.add_to and not os.path.exists(config.add_to):
         raise TrainingError(f"--add_to={config.add_to}: no such run folder or weights file")

@@ -4,10 +4,11 @@
 
 For every photo, at each of --sizes (longer side), scores with the loss the
 network was trained with (VGG19 layers and weights from the run's config.json
-when there is one, else the recipe for --vgg_weights): the photo itself, the
+or the shipped weights' card, else the recipe for --vgg_weights): the photo itself, the
 network's output, and Gatys' L-BFGS optimization after each of
 --gatys_iterations. Prints and saves a table of the means over photos and the
-"equivalent iterations" at which Gatys gets below the network.
+"equivalent iterations" at which Gatys gets below the network. A multi-style
+network (--weights) is scored on its --style row, at that style's weight.
 """
 
 import os
@@ -42,10 +43,6 @@ def positive_ints(values, name):
     return numbers
 
 
-def same_weights(a, b):
-    return a == b or (bool(a) and os.path.isfile(a) and os.path.isfile(b) and os.path.samefile(a, b))
-
-
 def main(argv):
     if len(argv) > 1:
         common.fail(f"unexpected arguments: {' '.join(argv[1:])} (flags take the form --name=value)", 2)
@@ -55,7 +52,7 @@ def main(argv):
     import json
     import sys
 
-    from tfstyle import evaluate, images, models, recipes, styles, vgg
+    from tfstyle import evaluate, images, models, multistyle, recipes, styles, vgg
 
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     try:
@@ -65,10 +62,14 @@ def main(argv):
             raise FileNotFoundError(f"{FLAGS.images}: no images")
         photos = [(os.path.basename(p), images.load_image(p)) for p in paths]
         transformer = models.load_transformer(weights_path)
+        row = None
+        if getattr(transformer, "row_names", None):  # a multi-style network: score its --style row
+            row = styles.style_name(FLAGS.style)
+            transformer = multistyle.single_style(transformer, row)
         settings = common.loss_settings()
-        trained = models.run_config(weights_path)
-        if same_weights(trained.get("vgg_weights"), FLAGS.vgg_weights):
-            settings.update({k: trained[k] for k in recipes.SETTINGS if settings[k] is None and k in trained})
+        trained, trained_network = models.trained_loss(weights_path, row)
+        if os.path.basename(trained_network) == os.path.basename(FLAGS.vgg_weights):
+            settings.update({k: v for k, v in trained.items() if settings[k] is None})
         _, loss = recipes.complete(settings.pop("vgg_weights"), **settings)
         style_image = styles.load_style_image(FLAGS.style, loss["style_size"])
         loss_network = vgg.build_loss_network(FLAGS.vgg_weights, loss["style_layers"], loss["content_layer"], seed=FLAGS.seed)
@@ -76,7 +77,7 @@ def main(argv):
         rows, summary = evaluate.evaluate(transformer, loss_network, style_image, photos, loss_weights, sizes,
                                           iterations, gatys_sizes, progress=FLAGS.progress, log=log)
     except (models.ModelError, styles.UnknownStyleError, images.ImageError, vgg.LossNetworkError,
-            FileNotFoundError) as e:
+            multistyle.StyleWeightsError, FileNotFoundError) as e:
         common.fail(e)
     table = evaluate.format_table(rows)
     text = (f"Style {styles.style_name(FLAGS.style)}, weights {weights_path}, VGG19 weights {FLAGS.vgg_weights} "

@@ -27,6 +27,9 @@ from tfstyle.config import MIN_IMAGE_SIZE, WIDTHS
 d = common.DEFAULTS
 common.define_style(help_text="Bundled style name (see `tfstyle styles`) or a path to a style image; several, "
                     "separated by commas, train one multi-style network.")
+flags.DEFINE_list("style_scales", d.style_scales, "Multi-style: one factor per --style value multiplying --style_weight "
+                  "for that style, e.g. 1,1,10 (a style whose Gram loss on photos is small, like starry_night, needs a "
+                  "larger weight to show). Default: 1 for every style.")
 flags.DEFINE_bool("identity_style", d.identity_style, "Multi-style: also train the identity 'photo' style (content "
                   "loss only), so --strength at stylize time blends in norm space rather than in pixels.")
 flags.DEFINE_string("add_to", d.add_to, "A multi-style run folder or weights file: train --style into it as new "
@@ -77,6 +80,11 @@ def main(argv):
     from tfstyle.config import TrainConfig
 
     config = TrainConfig(**{f: getattr(FLAGS, f) for f in TrainConfig.__dataclass_fields__ if f in FLAGS})
+    if config.style_scales:
+        try:
+            config.style_scales = tuple(float(x) for x in config.style_scales)
+        except ValueError:
+            common.fail(f"--style_scales={','.join(FLAGS.style_scales)}: give numbers separated by commas", 2)
     try:
         training.train(config)
     except (styles.UnknownStyleError, data.DataError, vgg.LossNetworkError, images.ImageError, training.TrainingError,
