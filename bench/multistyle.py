@@ -3,7 +3,7 @@
 ``python bench/multistyle.py --styles=10 --size=1024 --threads=2``
 
 One JSON line per (network, mode): median latency of ``--repeats`` runs after a
-warm-up, the file size, its float ops (``tflite.op_report``; an INT8 file should
+warm-up, the networks timed in turn (round-robin, so both see the same load), the file size, its float ops (``tflite.op_report``; an INT8 file should
 have none) and the machine (CPU model, load). Weights are random (speed does not
 depend on them, but every norm row and bias is made distinct, as after training: a fresh
 net's identical constants are shared in the file and would understate its size); INT8 is calibrated on crops of ``--calibration_dir`` photos, each
@@ -13,6 +13,7 @@ instance norms: per-style tables mixed by the style-weights input.
 
 import argparse
 import os
+import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -49,6 +50,7 @@ def main():
     machine = common.machine()
     crops = common.calibration_crops(args.calibration_dir, args.quick, num_crops=100, quick_images=4)
     image = np.random.default_rng(0).integers(0, 256, (args.size, args.size, 3), dtype=np.uint8)
+    runs = []  # (label, styles, mode, file, runner, style row)
     for label, num_styles in (("single", None), (f"{args.styles}_styles", args.styles)):
         keras.utils.set_random_seed(0)
         net = build_transformer(num_styles=num_styles)
@@ -56,13 +58,20 @@ def main():
         row = None if num_styles is None else np.eye(num_styles, dtype=np.float32)[0]
         for mode in [m for m in args.modes.split(",") if m]:
             content = common.convert_transformer(net, mode, crops if mode == "int8" else None)
-            runner = litert.TFLiteStylizer(content, num_threads=args.threads)
-            median, times = common.time_call(lambda: runner(image, row), repeats=args.repeats)
-            ops = tflite.op_report(content)
-            common.emit({"bench": "multistyle", "network": label, "styles": num_styles or 1, "mode": mode,
-                         "size": args.size, "threads": args.threads, "median_s": round(median, 4), "times_s": times,
-                         "bytes": len(content), "float_ops": ops["float_ops"], **machine})
-
+            runs.append((label, num_styles, mode, content, litert.TFLiteStylizer(content, num_threads=args.threads), row))
+    # Interleaved: round r times every network once, so drift and other load hit both networks alike.
+    times = {i: [] for i in range(len(runs))}
+    for i, (*_, runner, row) in enumerate(runs):
+        runner(image, row)  # warm-up
+    for _ in range(args.repeats):
+        for i, (*_, runner, row) in enumerate(runs):
+            times[i].append(common.time_call(lambda: runner(image, row), repeats=1, warmup=0)[0])
+    for i, (label, num_styles, mode, content, _, _) in enumerate(runs):
+        ops = tflite.op_report(content)
+        common.emit({"bench": "multistyle", "network": label, "styles": num_styles or 1, "mode": mode,
+                     "size": args.size, "threads": args.threads, "median_s": round(statistics.median(times[i]), 4),
+                     "times_s": [round(t, 5) for t in times[i]], "bytes": len(content),
+                     "float_ops": ops["float_ops"], **machine})
 
 if __name__ == "__main__":
     main()
