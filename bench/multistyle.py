@@ -3,8 +3,8 @@
 ``python bench/multistyle.py --styles=10 --size=1024 --threads=2``
 
 One JSON line per (network, mode): median latency of ``--repeats`` runs after a
-warm-up, the networks timed in turn (round-robin, so both see the same load), the file size, its float ops (``tflite.op_report``; an INT8 file should
-have none) and the machine (CPU model, load). Weights are random (speed does not
+warm-up, the networks timed in turn (round-robin, so both see the same load), the
+file size, its float ops (``tflite.op_report``; an INT8 file should have none) and the machine (CPU model, load). Weights are random (speed does not
 depend on them, but every norm row and bias is made distinct, as after training: a fresh
 net's identical constants are shared in the file and would understate its size); INT8 is calibrated on crops of ``--calibration_dir`` photos, each
 multi-style crop paired with a style row. The two networks differ only in their
@@ -60,8 +60,8 @@ def main():
             content = common.convert_transformer(net, mode, crops if mode == "int8" else None)
             runs.append((label, num_styles, mode, content, litert.TFLiteStylizer(content, num_threads=args.threads), row))
     # Interleaved: round r times every network once, so drift and other load hit both networks alike.
-    times = {i: [] for i in range(len(runs))}
-    for i, (*_, runner, row) in enumerate(runs):
+    times = [[] for _ in runs]
+    for *_, runner, row in runs:
         runner(image, row)  # warm-up
     for _ in range(args.repeats):
         for i, (*_, runner, row) in enumerate(runs):
@@ -72,6 +72,7 @@ def main():
                      "size": args.size, "threads": args.threads, "median_s": round(statistics.median(times[i]), 4),
                      "times_s": [round(t, 5) for t in times[i]], "bytes": len(content),
                      "float_ops": ops["float_ops"], **machine})
+
 
 if __name__ == "__main__":
     main()

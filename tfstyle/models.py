@@ -18,7 +18,7 @@ import re
 
 import numpy as np
 
-from tfstyle import recipes, styles
+from tfstyle import multistyle, recipes, styles
 
 PRETRAINED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pretrained")
 CARD_KEY = "__card__"
@@ -165,6 +165,12 @@ def run_config(weights_path):
     return {}
 
 
+def style_scales(config):
+    """{style name: its factor on ``style_weight``} of a multi-style run's config (``--style_scales``); {} if unset."""
+    names = [styles.style_name(s) for s in multistyle.split_styles(config.get("style", ""))]
+    return dict(zip(names, config.get("style_scales") or ()))
+
+
 def trained_loss(weights_path, row=None):
     """``(loss settings, loss network)`` that ``weights_path`` was trained with: from its run's
     ``config.json``, else from its shipped card; ``({}, "")`` when neither says.
@@ -175,8 +181,7 @@ def trained_loss(weights_path, row=None):
     config = run_config(weights_path)
     if config:
         loss, network = {k: config[k] for k in recipes.SETTINGS if config.get(k) is not None}, config.get("vgg_weights", "")
-        names = [styles.style_name(s.strip()) for s in config.get("style", "").split(",") if s.strip()]
-        scales = dict(zip(names, config.get("style_scales") or ()))
+        scales = style_scales(config)
     elif weights_path.endswith(".npz"):
         card = pretrained_card(weights_path)
         loss, network, scales = dict(card.get("loss", {})), card.get("loss_network", ""), card.get("style_scales", {})

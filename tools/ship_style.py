@@ -22,7 +22,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from tfstyle import models, multistyle, styles  # noqa: E402
+from tfstyle import models, multistyle  # noqa: E402
 from tfstyle.images import list_images  # noqa: E402
 
 REFERENCE_DIR = os.path.join(ROOT, "tests", "data")
@@ -68,9 +68,8 @@ def main(argv=None):
     if args.row:
         card["trained_in"] = f"row '{args.row}' of the multi-style network {run_name}"
         card["loss"]["style_weight"] = models.trained_loss(weights, args.row)[0]["style_weight"]
-    elif config.get("style_scales"):  # each style's factor on style_weight
-        names = [styles.style_name(s) for s in multistyle.split_styles(config["style"])]
-        card["style_scales"] = dict(zip(names, config["style_scales"]))
+    elif models.style_scales(config):  # each style's factor on style_weight
+        card["style_scales"] = models.style_scales(config)
     if not card["steps"]:
         raise SystemExit("error: the run has not finished: pass --step (the step of --weights)")
     path = models.pretrained_path(style)
