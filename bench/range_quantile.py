@@ -2,7 +2,7 @@
 
 ``python bench/range_quantile.py --style=rain_princess --quantiles=0.99,0.9,0.75,0.6``
 
-Converts the style's network (as ``tfstyle stylize`` finds it) to full-integer INT8 with each
+Converts the network of the style's latest export to full-integer INT8 with each
 ``--quantiles`` value in place of ``tflite.RANGE_QUANTILE`` (``tflite.calibrated_ranges``: per
 tensor, that quantile over the calibration crops of each crop's own range) and scores the file
 against the style's float SavedModel (``<saved_models>/<style>/<version>``) on ``--images``, as
@@ -43,9 +43,10 @@ def main():
             args.crops, args.crop_size = 4, 32
             savedmodel = export.export_savedmodel(net, tmp, "quick")
         else:
-            net, _ = models.load_network(args.style, saved_models=args.saved_models)
-            base = os.path.join(args.saved_models, args.style)
-            savedmodel = os.path.join(base, str(max(int(v) for v in os.listdir(base) if v.isdigit())))
+            savedmodel = models.latest_savedmodel(args.saved_models, args.style)
+            if not savedmodel:
+                sys.exit(f"error: no export of '{args.style}' under {args.saved_models}: run `tfstyle export --style={args.style}`")
+            net, _ = models.load_network(savedmodel)  # the network of the export it is scored against
         crops = tflite.representative_crops(args.calibration_dir, args.crops, args.crop_size)
         for q in quantiles:
             result = export.compare_tflite(savedmodel, {"int8": tflite.convert(net, "int8", crops, range_quantile=q)},
