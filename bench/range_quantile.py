@@ -7,6 +7,8 @@ Converts the network of the style's latest export to full-integer INT8 with each
 tensor, that quantile over the calibration crops of each crop's own range) and scores the file
 against the style's float SavedModel (``<saved_models>/<style>/<version>``) on ``--images``, as
 the export report does. Choose a quantile on photos that are not the evaluation set.
+``--statistics_margin`` gives the per-image statistics (the norms' channel means and variances)
+their own ranges (``tflite.calibrated_ranges``).
 """
 
 import argparse
@@ -30,6 +32,8 @@ def main():
     p.add_argument("--quantiles", default="0.99,0.9,0.75,0.6", help="comma list, each in (0.5, 1]")
     p.add_argument("--images", default=os.path.join(repo, "..", "shared", "data", "content", "eval"))
     p.add_argument("--calibration_dir", default=common.DEFAULT_CALIBRATION)
+    p.add_argument("--statistics_margin", type=float, default=None,
+                   help="per-image statistics: the extremes widened by this fraction (default: the quantile range)")
     p.add_argument("--crops", type=int, default=100)
     p.add_argument("--crop_size", type=int, default=256)
     p.add_argument("--saved_models", default=os.path.join(repo, "saved_models"))
@@ -49,10 +53,11 @@ def main():
             net, _ = models.load_network(savedmodel)  # the network of the export it is scored against
         crops = tflite.representative_crops(args.calibration_dir, args.crops, args.crop_size)
         for q in quantiles:
-            result = export.compare_tflite(savedmodel, {"int8": tflite.convert(net, "int8", crops, range_quantile=q)},
-                                           photos)["int8"]
+            content = tflite.convert(net, "int8", crops, range_quantile=q, statistics_margin=args.statistics_margin)
+            result = export.compare_tflite(savedmodel, {"int8": content}, photos)["int8"]
             worst = min(result["per_image"], key=lambda r: r["psnr"])
             common.emit({"bench": "range_quantile", "style": "quick" if args.quick else args.style, "quantile": q,
+                         "statistics_margin": args.statistics_margin,
                          "psnr_mean": result["psnr_mean"], "psnr_min": result["psnr_min"], "worst_image": worst["image"],
                          "images": len(photos), "crops": args.crops, "crop_size": args.crop_size,
                          **common.machine()})

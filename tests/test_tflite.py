@@ -150,3 +150,39 @@ def test_calibrated_ranges_take_a_quantile_of_each_inputs_own_range():
     for name in output:  # the median input's range (x * 2: 13, x * 2 + 1: 14): the outlier no longer widens it
         expected = {200.0: 13.0, 201.0: 14.0}[before[name][1]]
         assert robust[name] == pytest.approx([expected, expected])
+
+
+def test_statistics_margin_widens_the_ranges_of_per_image_statistics_only():
+    class CentreAndScale(keras.layers.Layer):  # an instance norm's shape: a [1, 1, 1, C] mean, a full-size output
+        def call(self, x):
+            return (x - tf.reduce_mean(x, axis=[1, 2], keepdims=True)) * 3.0
+
+    inp = keras.Input((None, None, 1))
+    net = keras.Model(inp, CentreAndScale()(inp))
+    rng = np.random.default_rng(0)
+    inputs = [[(rng.normal(size=(1, 4, 4, 1)) + v).astype(np.float32)] for v in range(1, 11)]
+    converter = tf.lite.TFLiteConverter.from_keras_model(net)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: iter(inputs)
+    converter._experimental_calibrate_only = True
+    calibrated = converter.convert()
+
+    def ranges(content):
+        from tensorflow.lite.tools import flatbuffer_utils
+
+        tensors = flatbuffer_utils.read_model_from_bytearray(bytearray(content)).subgraphs[0].tensors
+        return {t.name.decode(): (tuple(t.shapeSignature), float(t.quantization.min[0]), float(t.quantization.max[0]))
+                for t in tensors if t.quantization is not None and t.quantization.min is not None}
+
+    robust = ranges(tflite.calibrated_ranges(calibrated, inputs, quantile=0.5))
+    margin = ranges(tflite.calibrated_ranges(calibrated, inputs, quantile=0.5, statistics_margin=0.25))
+    means = [x.mean() for [x] in inputs]
+    [mean] = [name for name, (shape, _, _) in robust.items() if shape[1:3] == (1, 1)]
+    width = max(means) - min(means)
+    # the extremes, widened by a quarter of their width (the means are all positive: not below 0)
+    assert margin[mean][1:] == pytest.approx((max(0.0, min(means) - 0.25 * width), max(means) + 0.25 * width), rel=1e-5)
+    assert min(means) - 0.25 * width < 0
+    assert robust[mean][2] < max(means)  # the median input's mean: the others are clipped
+    for name in robust:  # every full-size tensor keeps its quantile range
+        if name != mean:
+            assert margin[name] == robust[name]

@@ -215,21 +215,22 @@ def quantization_friendly(model, calibration):
     return keras.models.clone_model(copy, clone_function=swap)
 
 
-def convert(model, mode="int8", calibration=None, range_quantile=None):
+def convert(model, mode="int8", calibration=None, range_quantile=None, statistics_margin=None):
     """Converts a transformer to TFLite flatbuffer bytes.
 
     ``mode``: ``"int8"`` (full integer, uint8 I/O; needs ``calibration``, a list
     of float32 [1, H, W, 3] 0..255 arrays) or ``"fp16"`` (float16 weights,
     float32 I/O in 0..255). ``"float32"`` gives an unquantized reference.
-    ``range_quantile``: see ``calibrated_ranges`` (int8 only; None: ``RANGE_QUANTILE``).
+    ``range_quantile``, ``statistics_margin``: see ``calibrated_ranges`` (int8 only; None:
+    ``RANGE_QUANTILE``, and statistics ranges as for every other tensor).
     """
     if mode not in ("int8", "fp16", "float32"):
         raise ConversionError(f"unknown TFLite mode '{mode}': use int8, fp16 or float32")
     with tflite_forms():  # the converter traces the model: with the ops LiteRT runs fast
-        return _convert_model(model, mode, calibration, range_quantile)
+        return _convert_model(model, mode, calibration, range_quantile, statistics_margin)
 
 
-def _convert_model(model, mode, calibration, range_quantile):
+def _convert_model(model, mode, calibration, range_quantile, statistics_margin):
     if mode == "int8" and calibration:
         model = quantization_friendly(model, calibration)
     # from_keras_model freezes the weights into constants; the SavedModel and
@@ -241,7 +242,8 @@ def _convert_model(model, mode, calibration, range_quantile):
         calibration = [dict(zip(names, inputs)) for inputs in calibration_inputs(model, calibration)]
     else:
         calibration = calibration and calibration_inputs(model, calibration)
-    return run_converter(converter, mode, calibration, RANGE_QUANTILE if range_quantile is None else range_quantile)
+    return run_converter(converter, mode, calibration, RANGE_QUANTILE if range_quantile is None else range_quantile,
+                         statistics_margin)
 
 
 @contextlib.contextmanager
@@ -269,7 +271,7 @@ def quiet_tensorflow():
 RANGE_QUANTILE = 0.9
 
 
-def run_converter(converter, mode, calibration=None, range_quantile=RANGE_QUANTILE):
+def run_converter(converter, mode, calibration=None, range_quantile=RANGE_QUANTILE, statistics_margin=None):
     """Sets ``converter`` up for ``mode`` (int8, fp16 or float32) and converts, quietly.
 
     ``calibration``: the representative dataset, a list of input lists (or of {name: input} dicts).
@@ -298,17 +300,25 @@ def run_converter(converter, mode, calibration=None, range_quantile=RANGE_QUANTI
                 return content
             from tensorflow.lite.python.convert import mlir_quantize
 
-            content = calibrated_ranges(content, calibration, range_quantile)
+            content = calibrated_ranges(content, calibration, range_quantile, statistics_margin)
             return mlir_quantize(content, input_data_type=tf.uint8, output_data_type=tf.uint8)
     except Exception as e:  # the converter raises ConverterError and friends
         raise ConversionError(f"{mode} conversion failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
 
 
-def calibrated_ranges(calibrated, calibration, quantile=RANGE_QUANTILE):
+def calibrated_ranges(calibrated, calibration, quantile=RANGE_QUANTILE, statistics_margin=None):
     """``calibrated`` (a float TFLite model with the ranges the calibrator recorded) with every
     recorded activation range replaced by the ``quantile`` over ``calibration`` of each input's own
     range: per tensor, the (1 - quantile) quantile of the inputs' minima and the ``quantile`` quantile
-    of their maxima. ``calibration`` as for ``run_converter``; inputs are fed by signature name."""
+    of their maxima. ``calibration`` as for ``run_converter``; inputs are fed by signature name.
+
+    ``statistics_margin`` (None: no special case): per-image statistics, the tensors of spatial size
+    1x1 (an instance norm's channel means, variances and factors), get instead the extremes over all
+    inputs, widened by this fraction of their width on each side. They hold a few numbers per image,
+    so a wide step costs little, but clipping one shifts or scales a whole channel: on kodim02 (a
+    saturated red door, the worst photo of rain_princess) the first norm's channel means lie outside
+    the calibration crops' (docs/RESULTS.md).
+    """
     from tensorflow.lite.tools import flatbuffer_utils
 
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(calibrated))
@@ -320,16 +330,23 @@ def calibrated_ranges(calibrated, calibration, quantile=RANGE_QUANTILE):
         interp = litert.interpreter(model_content=calibrated, experimental_preserve_all_tensors=True)
     runner = interp.get_signature_runner()
     names = list(runner.get_input_details())
-    lows, highs = {i: [] for i in recorded}, {i: [] for i in recorded}
+    lows, highs, statistics = {i: [] for i in recorded}, {i: [] for i in recorded}, set()
     for inputs in calibration:
         runner(**(inputs if isinstance(inputs, dict) else dict(zip(names, inputs))))
         for i in recorded:
             value = interp.get_tensor(i)
             lows[i].append(float(value.min()))
             highs[i].append(float(value.max()))
+            if value.ndim == 4 and value.shape[1] == value.shape[2] == 1:
+                statistics.add(i)
     for i in recorded:
-        tensors[i].quantization.min = np.float32([np.quantile(lows[i], 1.0 - quantile)])
-        tensors[i].quantization.max = np.float32([np.quantile(highs[i], quantile)])
+        low, high = np.quantile(lows[i], 1.0 - quantile), np.quantile(highs[i], quantile)
+        if statistics_margin is not None and i in statistics:
+            low, high = min(lows[i]), max(highs[i])
+            margin = statistics_margin * (high - low)
+            low, high = (low - margin if low < 0 else max(0.0, low - margin)), high + margin
+        tensors[i].quantization.min = np.float32([low])
+        tensors[i].quantization.max = np.float32([high])
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
