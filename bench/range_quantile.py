@@ -32,14 +32,15 @@ def main():
     p.add_argument("--quantiles", default="0.99,0.9,0.75,0.6", help="comma list, each in (0.5, 1]")
     p.add_argument("--images", default=os.path.join(repo, "..", "shared", "data", "content", "eval"))
     p.add_argument("--calibration_dir", default=common.DEFAULT_CALIBRATION)
-    p.add_argument("--statistics_margin", type=float, default=None,
-                   help="per-image statistics: the extremes widened by this fraction (default: the quantile range)")
+    p.add_argument("--statistics_margin", type=float, default=tflite.STATISTICS_MARGIN,
+                   help="per-image statistics: the extremes widened by this fraction (negative: the quantile range)")
     p.add_argument("--crops", type=int, default=100)
     p.add_argument("--crop_size", type=int, default=256)
     p.add_argument("--saved_models", default=os.path.join(repo, "saved_models"))
     p.add_argument("--quick", action="store_true", help="a random tiny network, 4 crops of 32 px, 1 photo: for tests")
     args = p.parse_args()
     quantiles = [float(q) for q in args.quantiles.split(",")]
+    margin = None if args.statistics_margin < 0 else args.statistics_margin
     photos = list_images(args.images)
     with tempfile.TemporaryDirectory() as tmp:
         if args.quick:
@@ -53,11 +54,11 @@ def main():
             net, _ = models.load_network(savedmodel)  # the network of the export it is scored against
         crops = tflite.representative_crops(args.calibration_dir, args.crops, args.crop_size)
         for q in quantiles:
-            content = tflite.convert(net, "int8", crops, range_quantile=q, statistics_margin=args.statistics_margin)
+            content = tflite.convert(net, "int8", crops, range_quantile=q, statistics_margin=margin)
             result = export.compare_tflite(savedmodel, {"int8": content}, photos)["int8"]
             worst = min(result["per_image"], key=lambda r: r["psnr"])
             common.emit({"bench": "range_quantile", "style": "quick" if args.quick else args.style, "quantile": q,
-                         "statistics_margin": args.statistics_margin,
+                         "statistics_margin": margin,
                          "psnr_mean": result["psnr_mean"], "psnr_min": result["psnr_min"], "worst_image": worst["image"],
                          "images": len(photos), "crops": args.crops, "crop_size": args.crop_size,
                          **common.machine()})
