@@ -118,6 +118,24 @@ def test_clipped_tanh_stays_within_half_a_pixel_level():
     assert np.abs(clipped).max() < 1.0  # the clip is real: the flat tails are cut
 
 
+def calibrate_only(net, inputs):
+    """The converter's first INT8 step: a float model with the ranges its calibrator recorded on ``inputs``."""
+    converter = tf.lite.TFLiteConverter.from_keras_model(net)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: iter(inputs)
+    converter._experimental_calibrate_only = True
+    return converter.convert()
+
+
+def recorded_ranges(content):
+    """{tensor name: (shape signature, min, max)} of the ranges recorded in a calibrated model."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    tensors = flatbuffer_utils.read_model_from_bytearray(bytearray(content)).subgraphs[0].tensors
+    return {t.name.decode(): (tuple(t.shapeSignature), float(t.quantization.min[0]), float(t.quantization.max[0]))
+            for t in tensors if t.quantization is not None and t.quantization.min is not None}
+
+
 def test_calibrated_ranges_take_a_quantile_of_each_inputs_own_range():
     class Scale(keras.layers.Layer):
         def call(self, x):
@@ -127,18 +145,10 @@ def test_calibrated_ranges_take_a_quantile_of_each_inputs_own_range():
     net = keras.Model(inp, Scale()(inp))
     inputs = [[np.full((1, 4, 4, 1), v, np.float32)] for v in range(1, 11)]
     inputs[3] = [np.full((1, 4, 4, 1), 100.0, np.float32)]  # one outlier
-    converter = tf.lite.TFLiteConverter.from_keras_model(net)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = lambda: iter(inputs)
-    converter._experimental_calibrate_only = True
-    calibrated = converter.convert()
+    calibrated = calibrate_only(net, inputs)
 
     def recorded(content):
-        from tensorflow.lite.tools import flatbuffer_utils
-
-        tensors = flatbuffer_utils.read_model_from_bytearray(bytearray(content)).subgraphs[0].tensors
-        return {t.name.decode(): [float(t.quantization.min[0]), float(t.quantization.max[0])] for t in tensors
-                if t.quantization is not None and t.quantization.min is not None}
+        return {name: [low, high] for name, (_, low, high) in recorded_ranges(content).items()}
 
     before = recorded(calibrated)
     extremes = recorded(tflite.calibrated_ranges(calibrated, inputs, quantile=1.0))
@@ -161,21 +171,11 @@ def test_statistics_margin_widens_the_ranges_of_per_image_statistics_only():
     net = keras.Model(inp, CentreAndScale()(inp))
     rng = np.random.default_rng(0)
     inputs = [[(rng.normal(size=(1, 4, 4, 1)) + v).astype(np.float32)] for v in range(1, 11)]
-    converter = tf.lite.TFLiteConverter.from_keras_model(net)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = lambda: iter(inputs)
-    converter._experimental_calibrate_only = True
-    calibrated = converter.convert()
+    calibrated = calibrate_only(net, inputs)
 
-    def ranges(content):
-        from tensorflow.lite.tools import flatbuffer_utils
 
-        tensors = flatbuffer_utils.read_model_from_bytearray(bytearray(content)).subgraphs[0].tensors
-        return {t.name.decode(): (tuple(t.shapeSignature), float(t.quantization.min[0]), float(t.quantization.max[0]))
-                for t in tensors if t.quantization is not None and t.quantization.min is not None}
-
-    robust = ranges(tflite.calibrated_ranges(calibrated, inputs, quantile=0.5))
-    margin = ranges(tflite.calibrated_ranges(calibrated, inputs, quantile=0.5, statistics_margin=0.25))
+    robust = recorded_ranges(tflite.calibrated_ranges(calibrated, inputs, quantile=0.5))
+    margin = recorded_ranges(tflite.calibrated_ranges(calibrated, inputs, quantile=0.5, statistics_margin=0.25))
     means = [x.mean() for [x] in inputs]
     [mean] = [name for name, (shape, _, _) in robust.items() if shape[1:3] == (1, 1)]
     width = max(means) - min(means)
