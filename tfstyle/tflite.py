@@ -221,8 +221,8 @@ def quantization_friendly(model, calibration):
 # coarser steps: on 16 held-out training photos (BSDS, 481x321) the shipped mosaic's INT8 output
 # reached 33.1 dB mean / 32.1 dB worst against float with 0.9, 32.6 / 30.5 with 0.95, 31.9 / 29.9
 # with 0.98 and 29.2 / 26.9 with the extremes (docs/RESULTS.md). With STATISTICS_MARGIN, narrower
-# ranges gain more: on 16 training photos outside the calibration crops 0.75 gave mosaic 34.6 / 33.1 dB (0.9: 33.2 / 31.4)
-# and rain_princess 30.1 / 27.2 dB (0.9: 29.2 / 26.0).
+# ranges gain more: on 16 training photos outside the calibration crops, 0.75 gave mosaic
+# 34.6 / 33.1 dB (0.9: 33.2 / 31.4) and rain_princess 30.1 / 27.2 dB (0.9: 29.2 / 26.0).
 RANGE_QUANTILE = 0.75
 
 # The per-image statistics' margin (``calibrated_ranges``): on those photos 0.25 kept the mean and
@@ -275,7 +275,6 @@ def quiet_tensorflow():
         yield
     finally:
         logging.set_verbosity(verbosity)
-
 
 
 def run_converter(converter, mode, calibration=None, range_quantile=RANGE_QUANTILE, statistics_margin=STATISTICS_MARGIN):
