@@ -132,5 +132,6 @@ def test_peers_quick(tmp_path):
 
 def test_range_quantile_quick():
     [line] = run_bench("range_quantile.py", "--quantiles=0.8", "--statistics_margin=0.25")
-    assert line["quantile"] == 0.8 and line["statistics_margin"] == 0.25 and line["images"] == 1 and line["psnr_min"] <= line["psnr_mean"]
+    assert line["quantile"] == 0.8 and line["statistics_margin"] == 0.25 and line["images"] == 1
+    assert line["psnr_min"] <= line["psnr_mean"]
     assert line["psnr_mean"] > 10  # an INT8 file of the network, not noise

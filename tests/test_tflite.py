@@ -151,8 +151,8 @@ def test_calibrated_ranges_take_a_quantile_of_each_inputs_own_range():
         return {name: [low, high] for name, (_, low, high) in recorded_ranges(content).items()}
 
     before = recorded(calibrated)
-    extremes = recorded(tflite.calibrated_ranges(calibrated, inputs, quantile=1.0))
-    robust = recorded(tflite.calibrated_ranges(calibrated, inputs, quantile=0.5))
+    extremes = recorded(tflite.calibrated_ranges(calibrated, inputs, quantile=1.0, statistics_margin=None))
+    robust = recorded(tflite.calibrated_ranges(calibrated, inputs, quantile=0.5, statistics_margin=None))
     output = [name for name, (lo, hi) in before.items() if hi > 150]
     assert output and extremes.keys() == before.keys()
     for name in before:  # quantile 1: the calibrator's own extremes
@@ -173,14 +173,14 @@ def test_statistics_margin_widens_the_ranges_of_per_image_statistics_only():
     inputs = [[(rng.normal(size=(1, 4, 4, 1)) + v).astype(np.float32)] for v in range(1, 11)]
     calibrated = calibrate_only(net, inputs)
 
-
-    robust = recorded_ranges(tflite.calibrated_ranges(calibrated, inputs, quantile=0.5))
+    robust = recorded_ranges(tflite.calibrated_ranges(calibrated, inputs, quantile=0.5, statistics_margin=None))
     margin = recorded_ranges(tflite.calibrated_ranges(calibrated, inputs, quantile=0.5, statistics_margin=0.25))
     means = [x.mean() for [x] in inputs]
     [mean] = [name for name, (shape, _, _) in robust.items() if shape[1:3] == (1, 1)]
     width = max(means) - min(means)
     # the extremes, widened by a quarter of their width (the means are all positive: not below 0)
-    assert margin[mean][1:] == pytest.approx((max(0.0, min(means) - 0.25 * width), max(means) + 0.25 * width), rel=1e-5)
+    expected = (max(0.0, min(means) - 0.25 * width), max(means) + 0.25 * width)
+    assert margin[mean][1:] == pytest.approx(expected, rel=1e-5)
     assert min(means) - 0.25 * width < 0
     assert robust[mean][2] < max(means)  # the median input's mean: the others are clipped
     for name in robust:  # every full-size tensor keeps its quantile range

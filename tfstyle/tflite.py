@@ -312,13 +312,13 @@ def run_converter(converter, mode, calibration=None, range_quantile=RANGE_QUANTI
         raise ConversionError(f"{mode} conversion failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
 
 
-def calibrated_ranges(calibrated, calibration, quantile=RANGE_QUANTILE, statistics_margin=None):
+def calibrated_ranges(calibrated, calibration, quantile=RANGE_QUANTILE, statistics_margin=STATISTICS_MARGIN):
     """``calibrated`` (a float TFLite model with the ranges the calibrator recorded) with every
     recorded activation range replaced by the ``quantile`` over ``calibration`` of each input's own
     range: per tensor, the (1 - quantile) quantile of the inputs' minima and the ``quantile`` quantile
     of their maxima. ``calibration`` as for ``run_converter``; inputs are fed by signature name.
 
-    ``statistics_margin`` (None: no special case): per-image statistics, the tensors of spatial size
+    ``statistics_margin`` (None: no special case, as for every other tensor): per-image statistics, the tensors of spatial size
     1x1 (an instance norm's channel means, variances and factors), get instead the extremes over all
     inputs, widened by this fraction of their width on each side. They hold a few numbers per image,
     so a wide step costs little, but clipping one shifts or scales a whole channel: on kodim02 (a
