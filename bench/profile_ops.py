@@ -29,8 +29,9 @@ from tfstyle import transformer as T  # noqa: E402
 from tfstyle.testing import textbook  # noqa: E402
 
 
-def network_ops(size, before=False):
-    """(kind, name, input shape [1, H, W, C], layer factory) for every op of the net at size x size.
+def network_ops(size, before=False, width=1.0, residual_blocks=T.NUM_RESIDUAL_BLOCKS):
+    """(kind, name, input shape [1, H, W, C], layer factory) for every op of the net at size x size,
+    for the architecture ``T.build_transformer(width=width, residual_blocks=residual_blocks)`` builds.
 
     ``before``: the upsampling in its textbook form (resize, pad, 3x3 conv at 2x)
     and the 9x9 convs as plain convs (``textbook.use_textbook_layers`` swaps the rest).
@@ -58,15 +59,17 @@ def network_ops(size, before=False):
         ops.append(("norm" + ("+relu" if relu else ""), f"{name}_norm", (1, h, h, c), norm_layer))
 
     ops.append(("rescale", "to_unit", (1, size, size, 3), lambda: layers.Rescaling(1 / 255.0)))
-    h = block("down1", s, 3, 32, 9, 1)
-    h = block("down2", h, 32, 64, 3, 2)
-    h = block("down3", h, 64, 128, 3, 2)
-    for i in range(1, T.NUM_RESIDUAL_BLOCKS + 1):
-        block(f"res{i}_a", h, 128, 128, 3, 1)
-        block(f"res{i}_b", h, 128, 128, 3, 1, relu=False)
-        ops.append(("add", f"res{i}_add", (1, h, h, 128), lambda: ResidualAddStandIn()))
-    c = 128
-    for i, (cout, k) in enumerate(T.UPSAMPLE, start=1):
+    h, c = s, 3
+    for i, (filters, k, stride) in enumerate(T.DOWNSAMPLE, start=1):
+        cout = T.scaled(filters, width)
+        h = block(f"down{i}", h, c, cout, k, stride)
+        c = cout
+    for i in range(1, residual_blocks + 1):
+        block(f"res{i}_a", h, c, c, 3, 1)
+        block(f"res{i}_b", h, c, c, 3, 1, relu=False)
+        ops.append(("add", f"res{i}_add", (1, h, h, c), lambda: ResidualAddStandIn()))
+    for i, (filters, k) in enumerate(T.UPSAMPLE, start=1):
+        cout = T.scaled(filters, width)
         if before:
             ops.append(("upsample", f"up{i}_resize", (1, h, h, c), lambda: ResizeNearestStandIn()))
             h = block(f"up{i}", 2 * h, c, cout, k, 1)
@@ -114,6 +117,8 @@ def main():
     p.add_argument("--layers", choices=("current", "before"), default="current",
                    help="'before': the MIRROR_PAD / tf.nn.moments / resize / full-resolution 9x9 conv layers of the textbook network (pytorch/examples' fast_neural_style)")
     p.add_argument("--ops", default="", help="comma list of op names to time (default: all), e.g. down1_conv,out_conv")
+    p.add_argument("--width", type=float, default=1.0, help="the network's width, as tfstyle train --width")
+    p.add_argument("--residual_blocks", type=int, default=T.NUM_RESIDUAL_BLOCKS)
     p.add_argument("--quick", action="store_true", help="64 px, 1 repeat, a few ops: for tests")
     args = p.parse_args()
     if args.layers == "before":
@@ -122,12 +127,14 @@ def main():
         args.size, args.repeats = 64, 1
     common.set_threads(args.threads)
     keras.utils.set_random_seed(0)
-    ops = network_ops(args.size, before=args.layers == "before")
+    ops = network_ops(args.size, before=args.layers == "before", width=args.width,
+                      residual_blocks=args.residual_blocks)
     if args.quick:
         args.ops = args.ops or "down1_pad,down1_conv,down1_norm,up1_conv,res1_add"
     if args.ops:
         ops = [o for o in ops if o[1] in args.ops.split(",")]
-    meta = {"bench": "profile_ops", "layers": args.layers, "size": args.size, "threads": args.threads, **common.machine()}
+    meta = {"bench": "profile_ops", "layers": args.layers, "width": args.width,
+            "residual_blocks": args.residual_blocks, "size": args.size, "threads": args.threads, **common.machine()}
     for mode in args.modes.split(","):
         cache, by_kind, total = {}, collections.defaultdict(float), 0.0
         for kind, name, shape, factory in ops:

@@ -61,6 +61,22 @@ def test_registered_layers_round_trip_through_their_config(make):
     np.testing.assert_allclose(again(x), y, rtol=1e-6, atol=1e-5)
 
 
+@pytest.mark.parametrize("h, w", [(5, 8), (6, 7), (7, 10), (8, 9), (13, 12)])
+def test_pad_to_multiple_tflite_form_equals_reflect_pad(h, w):
+    """Both forms reflect-pad bottom and right by 0..3 to a multiple of 4, at every residue."""
+    import tensorflow as tf
+
+    layer = T.PadToMultiple(4)
+    x = np.random.default_rng(h * w).uniform(0, 1, (2, h, w, 3)).astype(np.float32)
+    fn = tf.function(layer, input_signature=[tf.TensorSpec([None, None, None, 3])])  # traced with dynamic H, W
+    with T.tflite_forms():
+        lite = fn.get_concrete_function()  # traced with the LiteRT form
+    assert not [op for op in lite.graph.get_operations() if op.type == "MirrorPad"]
+    expected = np.pad(x, [(0, 0), (0, -h % 4), (0, -w % 4), (0, 0)], mode="reflect")
+    np.testing.assert_array_equal(lite(tf.constant(x)).numpy(), expected)
+    np.testing.assert_array_equal(layer(x).numpy(), expected)
+
+
 def test_crop_like_round_trips_through_its_config():
     layer = T.CropLike()
     again = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
@@ -101,6 +117,6 @@ def test_tflite_forms_compute_the_same_function_with_other_ops():
     with T.tflite_forms():
         lite = traced()
     count = lambda f, kind: sum(op.type == kind for op in f.graph.get_operations())  # noqa: E731
-    assert count(runtime, "MirrorPad") == count(lite, "MirrorPad") + 14  # PadToMultiple's in both; 14 conv pads
+    assert count(runtime, "MirrorPad") == 15 and count(lite, "MirrorPad") == 0  # PadToMultiple's and 14 conv pads
     assert count(runtime, "SquaredDifference") == 15 and count(lite, "SquaredDifference") == 0  # the 15 norms
     np.testing.assert_allclose(runtime(x, rows).numpy(), lite(x, rows).numpy(), atol=0.01)

@@ -87,8 +87,8 @@ def test_tflite_graphs_have_no_slow_ops_and_stay_dynamic():
     for content in (int8, float32):
         ops = [op["op_name"] for op in litert.interpreter(model_content=content)._get_ops_details()]  # noqa: SLF001
         assert "SQUARED_DIFFERENCE" not in ops
-        # Only PadToMultiple's pad of the 3-channel input (by 0..3 rows) is left as MIRROR_PAD.
-        assert ops.count("MIRROR_PAD") <= 1, ops
+        assert "MIRROR_PAD" not in ops  # TFLite's kernel runs outside XNNPACK, on one thread
+
         assert "RESIZE_NEAREST_NEIGHBOR" not in ops and "DEPTH_TO_SPACE" in ops
     assert "CONV_2D" in report["ops"]
     stylizer = litert.TFLiteStylizer(model_content=float32, num_threads=1)
