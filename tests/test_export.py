@@ -18,7 +18,7 @@ import tensorflow as tf
 from PIL import Image
 
 from conftest import EVAL_DIR, REPO, TRAIN_DIR
-from tfstyle import export, models
+from tfstyle import export, models, tflite
 from tfstyle.images import list_images, load_image
 from tfstyle.transformer import build_transformer
 
@@ -257,13 +257,33 @@ def test_export_style_writes_every_artifact_and_a_report(model, tmp_path):
         Image.fromarray(load_image(path)[:40, :56]).save(eval_dir / f"e{i}.png")
     report = export.export_style(
         "mosaic", weights, out_dir=str(tmp_path / "out"), tflite_modes=("int8",),
-        calibration_dir=TRAIN_DIR, num_crops=8, crop_size=32, eval_dir=str(eval_dir),
+        calibration_dir=TRAIN_DIR, num_crops=8, crop_size=32, eval_dir=str(eval_dir), range_quantile=0.75,
     )
     saved = json.load(open(report["report_path"]))
     assert saved["savedmodel"]["bytes"] > 1_000_000 and saved["savedmodel"]["version"] == 1
     int8 = saved["tflite"]["int8"]
     assert int8["bytes"] == os.path.getsize(tmp_path / "out" / "mosaic_int8.tflite")
     assert int8["float_ops"] == [] and int8["io_types"] == ["uint8"] and int8["calibration"]["crops"] == 8
+    assert int8["calibration"]["range_quantile"] == {"chosen": 0.75}
     rows = saved["eval"]["int8"]["per_image"]
     assert [r["image"] for r in rows] == ["e0.png", "e1.png"]
     assert all(np.isfinite(r["psnr"]) and 0 <= r["max_abs_error"] <= 255 for r in rows)
+
+
+def test_export_chooses_the_range_quantile_on_photos_that_gave_no_crop(tmp_path):
+    keras.utils.set_random_seed(4)
+    weights = str(tmp_path / "slim.weights.h5")
+    build_transformer(width=0.25, residual_blocks=1).save_weights(weights)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i, path in enumerate(list_images(TRAIN_DIR)[:6]):
+        Image.fromarray(load_image(path)[:48, :64]).save(photos / f"p{i}.png")
+    report = export.export_style("mosaic", weights, out_dir=str(tmp_path / "out"), tflite_modes=("int8",),
+                                 calibration_dir=str(photos), num_crops=4, crop_size=32)
+    chosen = report["tflite"]["int8"]["calibration"]["range_quantile"]
+    assert len(chosen["held_out_photos"]) == 2  # 6 photos, 4 of them cropped
+    assert [p for p, _ in tflite.held_out_photos(str(photos), 4)] == [str(photos / n) for n in chosen["held_out_photos"]]
+    scores = chosen["held_out_psnr"]
+    assert sorted(float(q) for q in scores) == sorted(export.AUTO_RANGE_QUANTILES)
+    assert chosen["chosen"] in export.AUTO_RANGE_QUANTILES
+    assert scores[str(chosen["chosen"])]["psnr_min"] == max(s["psnr_min"] for s in scores.values())

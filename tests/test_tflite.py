@@ -11,6 +11,7 @@ import keras
 import tensorflow as tf
 import numpy as np
 import pytest
+from PIL import Image
 
 from conftest import EVAL_DIR, TRAIN_DIR
 from tfstyle import litert, tflite
@@ -186,3 +187,15 @@ def test_statistics_margin_widens_the_ranges_of_per_image_statistics_only():
     for name in robust:  # every full-size tensor keeps its quantile range
         if name != mean:
             assert margin[name] == robust[name]
+
+
+def test_held_out_photos_are_the_ones_representative_crops_leaves_out(tmp_path):
+    for i in range(7):  # each photo one flat grey level, so a crop tells which photo it came from
+        Image.fromarray(np.full((40, 40, 3), 30 * i, np.uint8)).save(tmp_path / f"g{i}.png")
+    crops = tflite.representative_crops(str(tmp_path), num_crops=4, crop_size=32)
+    cropped = {int(c[0, 0, 0, 0]) // 30 for c in crops}
+    held_out = tflite.held_out_photos(str(tmp_path), num_crops=4)
+    levels = {int(image[0, 0, 0]) // 30 for _, image in held_out}
+    assert len(cropped) == 4 and len(held_out) == 3 and not cropped & levels
+    assert len(tflite.held_out_photos(str(tmp_path), num_crops=4, count=2)) == 2
+    assert tflite.held_out_photos(str(tmp_path), num_crops=7) == []

@@ -271,6 +271,52 @@ def compare_tflite(savedmodel_path, tflite_models, image_paths):
     return summary
 
 
+# The quantiles ``choose_range_quantile`` tries: on 16 held-out training photos the best one lay
+# between 0.6 and 0.9 for every shipped network (docs/RESULTS.md).
+AUTO_RANGE_QUANTILES = (0.6, 0.75, 0.9)
+
+
+def choose_range_quantile(model, candidates, photos):
+    """The entry of ``candidates`` ({quantile: INT8 flatbuffer}) closest to ``model`` in float on
+    ``photos`` ([(path, uint8 image)]): the highest worst-photo PSNR, as most INT8 losses were
+    one unusual photo's. Returns (quantile, {quantile: {"psnr_mean", "psnr_min"}}); a multi-style
+    model is compared on its first row.
+    """
+    rows = style_count(model)
+    row = None if rows is None else np.eye(rows, dtype=np.float32)[0]
+    runners = {q: litert.TFLiteStylizer(content) for q, content in candidates.items()}
+    scores = {q: [] for q in candidates}
+    for _, image in photos:
+        x = image[None].astype(np.float32)
+        reference = model(x if row is None else [x, row[None]], training=False)
+        reference = np.clip(np.round(np.asarray(reference)[0]), 0, 255).astype(np.uint8)
+        for q, run in runners.items():
+            out = np.clip(np.round(run(image, row)), 0, 255).astype(np.uint8)
+            scores[q].append(psnr(out, reference))
+    summary = {q: {"psnr_mean": round(float(np.mean(v)), 2), "psnr_min": round(float(np.min(v)), 2)}
+               for q, v in scores.items()}
+    best = max(summary, key=lambda q: (summary[q]["psnr_min"], summary[q]["psnr_mean"]))
+    return best, summary
+
+
+def _int8_with_range_quantile(model, crops, range_quantile, calibration_dir, num_crops):
+    """(INT8 flatbuffer, report entry) for ``export_style``'s ``range_quantile``."""
+    held_out = tflite.held_out_photos(calibration_dir, num_crops) if range_quantile == "auto" else []
+    if not held_out:
+        if range_quantile == "auto":
+            logging.info("no photos of %s beyond the calibration crops' to choose a range quantile on: %s",
+                         calibration_dir, tflite.RANGE_QUANTILE)
+        quantile = tflite.RANGE_QUANTILE if range_quantile == "auto" else float(range_quantile)
+        return tflite.convert(model, "int8", crops, range_quantile=quantile), {"chosen": quantile}
+    contents = dict(zip(AUTO_RANGE_QUANTILES, tflite.convert(model, "int8", crops, list(AUTO_RANGE_QUANTILES))))
+    quantile, scores = choose_range_quantile(model, contents, held_out)
+    logging.info("range quantile %s: INT8 vs float %s dB (mean / worst) on %d held-out photos",
+                 quantile, " | ".join(f"{q}: {s['psnr_mean']} / {s['psnr_min']}" for q, s in scores.items()),
+                 len(held_out))
+    return contents[quantile], {"chosen": quantile, "held_out_photos": [os.path.basename(p) for p, _ in held_out],
+                                "held_out_psnr": {str(q): s for q, s in scores.items()}}
+
+
 def report_path(out_dir, style):
     return os.path.join(out_dir, f"{styles.style_name(style)}_export_report.json")
 
@@ -291,8 +337,13 @@ def export_style(
     crop_size=256,
     eval_dir=None,
     eval_max_images=None,
+    range_quantile="auto",
 ):
     """The whole export: SavedModel version, TFLite files, and the report (returned and saved).
+
+    ``range_quantile``: the INT8 activation ranges' quantile (``tflite.calibrated_ranges``), or
+    ``"auto"``: each of ``AUTO_RANGE_QUANTILES``, scored against the float network on photos of
+    ``calibration_dir`` that gave no crop (``tflite.held_out_photos``), the best one kept.
 
     Conversions run before anything is written, so a failure leaves the previous
     export untouched; every file is written under a temporary name and renamed.
@@ -308,7 +359,8 @@ def export_style(
             crops = tflite.representative_crops(calibration_dir, num_crops, crop_size)
             calibration_info = {"dir": calibration_dir, "crops": len(crops), "crop_size": crop_size}
             logging.info("converting to INT8 TFLite, calibrated on %d crops of %s (a few minutes)", len(crops), calibration_dir)
-            content = tflite.convert(model, "int8", crops)
+            content, calibration_info["range_quantile"] = _int8_with_range_quantile(
+                model, crops, range_quantile, calibration_dir, num_crops)
             tflite.check_integer_only(content)
         else:
             logging.info("converting to %s TFLite", mode)

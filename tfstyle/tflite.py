@@ -237,7 +237,7 @@ def convert(model, mode="int8", calibration=None, range_quantile=None, statistic
     of float32 [1, H, W, 3] 0..255 arrays) or ``"fp16"`` (float16 weights,
     float32 I/O in 0..255). ``"float32"`` gives an unquantized reference.
     ``range_quantile``, ``statistics_margin``: see ``calibrated_ranges`` (int8 only;
-    ``range_quantile=None``: ``RANGE_QUANTILE``).
+    ``range_quantile=None``: ``RANGE_QUANTILE``; a list: a list of models, one per quantile).
     """
     if mode not in ("int8", "fp16", "float32"):
         raise ConversionError(f"unknown TFLite mode '{mode}': use int8, fp16 or float32")
@@ -282,7 +282,8 @@ def run_converter(converter, mode, calibration=None, range_quantile=RANGE_QUANTI
 
     ``calibration``: the representative dataset, a list of input lists (or of {name: input} dicts).
     INT8 runs in two steps, as the converter does inside: calibration (a float model that records
-    each tensor's range), then quantization of that model, with the ranges of ``calibrated_ranges``.
+    each tensor's range), then quantization of that model, with the ranges of ``calibrated_ranges``
+    (``range_quantile`` a list: a list of models, one per quantile).
     """
     if mode == "int8":
         if not calibration:
@@ -306,8 +307,9 @@ def run_converter(converter, mode, calibration=None, range_quantile=RANGE_QUANTI
                 return content
             from tensorflow.lite.python.convert import mlir_quantize
 
-            content = calibrated_ranges(content, calibration, range_quantile, statistics_margin)
-            return mlir_quantize(content, input_data_type=tf.uint8, output_data_type=tf.uint8)
+            ranged = calibrated_ranges(content, calibration, range_quantile, statistics_margin)
+            quantize = lambda c: mlir_quantize(c, input_data_type=tf.uint8, output_data_type=tf.uint8)  # noqa: E731
+            return [quantize(c) for c in ranged] if isinstance(ranged, list) else quantize(ranged)
     except Exception as e:  # the converter raises ConverterError and friends
         raise ConversionError(f"{mode} conversion failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
 
@@ -317,6 +319,7 @@ def calibrated_ranges(calibrated, calibration, quantile=RANGE_QUANTILE, statisti
     recorded activation range replaced by the ``quantile`` over ``calibration`` of each input's own
     range: per tensor, the (1 - quantile) quantile of the inputs' minima and the ``quantile`` quantile
     of their maxima. ``calibration`` as for ``run_converter``; inputs are fed by signature name.
+    ``quantile`` a list: one model per quantile, from one pass over ``calibration``.
 
     ``statistics_margin`` (None: no special case, as for every other tensor): per-image statistics, the tensors of spatial size
     1x1 (an instance norm's channel means, variances and factors), get instead the extremes over all
@@ -345,15 +348,38 @@ def calibrated_ranges(calibrated, calibration, quantile=RANGE_QUANTILE, statisti
             highs[i].append(float(value.max()))
             if value.ndim == 4 and value.shape[1] == value.shape[2] == 1:
                 statistics.add(i)
-    for i in recorded:
-        low, high = np.quantile(lows[i], 1.0 - quantile), np.quantile(highs[i], quantile)
-        if statistics_margin is not None and i in statistics:
-            low, high = min(lows[i]), max(highs[i])
-            margin = statistics_margin * (high - low)
-            low, high = (low - margin if low < 0 else max(0.0, low - margin)), high + margin
-        tensors[i].quantization.min = np.float32([low])
-        tensors[i].quantization.max = np.float32([high])
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+    def with_quantile(q):
+        for i in recorded:
+            low, high = np.quantile(lows[i], 1.0 - q), np.quantile(highs[i], q)
+            if statistics_margin is not None and i in statistics:
+                low, high = min(lows[i]), max(highs[i])
+                margin = statistics_margin * (high - low)
+                low, high = (low - margin if low < 0 else max(0.0, low - margin)), high + margin
+            tensors[i].quantization.min = np.float32([low])
+            tensors[i].quantization.max = np.float32([high])
+        return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+    if isinstance(quantile, (list, tuple)):
+        return [with_quantile(q) for q in quantile]
+    return with_quantile(quantile)
+
+
+def held_out_photos(image_dir, num_crops, count=16, seed=0):
+    """Up to ``count`` readable photos of ``image_dir`` that ``representative_crops(image_dir,
+    num_crops, seed=seed)`` takes no crop from: photos to choose conversion settings on without
+    fitting them to the calibration crops. Empty when the folder has no photos to spare."""
+    paths = list_images(image_dir)
+    order = np.random.default_rng(seed).permutation(len(paths))
+    held_out = []
+    for index in order[num_crops:]:
+        if len(held_out) == count:
+            break
+        try:
+            held_out.append((paths[index], load_image(paths[index])))
+        except ImageError:
+            continue
+    return held_out
 
 
 def write_atomic(path, data):
