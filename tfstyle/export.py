@@ -310,9 +310,8 @@ def _int8_with_range_quantile(model, crops, range_quantile, calibration_dir, num
         return tflite.convert(model, "int8", crops, range_quantile=quantile), {"chosen": quantile}
     contents = dict(zip(AUTO_RANGE_QUANTILES, tflite.convert(model, "int8", crops, list(AUTO_RANGE_QUANTILES))))
     quantile, scores = choose_range_quantile(model, contents, held_out)
-    logging.info("range quantile %s: INT8 vs float %s dB (mean / worst) on %d held-out photos",
-                 quantile, " | ".join(f"{q}: {s['psnr_mean']} / {s['psnr_min']}" for q, s in scores.items()),
-                 len(held_out))
+    logging.info("INT8 range quantile %s; INT8 vs float on %d photos that gave no crop, mean / worst dB: %s",
+                 quantile, len(held_out), ", ".join(f"{q}: {s['psnr_mean']} / {s['psnr_min']}" for q, s in scores.items()))
     return contents[quantile], {"chosen": quantile, "held_out_photos": [os.path.basename(p) for p, _ in held_out],
                                 "held_out_psnr": {str(q): s for q, s in scores.items()}}
 
