@@ -271,8 +271,8 @@ def compare_tflite(savedmodel_path, tflite_models, image_paths):
     return summary
 
 
-# The quantiles ``choose_range_quantile`` tries: on 16 held-out training photos the best one lay
-# between 0.6 and 0.9 for every shipped network (docs/RESULTS.md).
+# The quantiles ``choose_range_quantile`` tries: on training photos outside the calibration crops the
+# best one lay between 0.6 and 0.9 for every shipped network (docs/RESULTS.md).
 AUTO_RANGE_QUANTILES = (0.6, 0.75, 0.9)
 
 

@@ -365,7 +365,7 @@ def calibrated_ranges(calibrated, calibration, quantile=RANGE_QUANTILE, statisti
     return with_quantile(quantile)
 
 
-def held_out_photos(image_dir, num_crops, count=16, seed=0):
+def held_out_photos(image_dir, num_crops, count=32, seed=0):
     """Up to ``count`` readable photos of ``image_dir`` that ``representative_crops(image_dir,
     num_crops, seed=seed)`` takes no crop from: photos to choose conversion settings on without
     fitting them to the calibration crops. Empty when the folder has no photos to spare."""
