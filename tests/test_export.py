@@ -286,4 +286,21 @@ def test_export_chooses_the_range_quantile_on_photos_that_gave_no_crop(tmp_path)
     scores = chosen["held_out_psnr"]
     assert sorted(float(q) for q in scores) == sorted(export.AUTO_RANGE_QUANTILES)
     assert chosen["chosen"] in export.AUTO_RANGE_QUANTILES
-    assert scores[str(chosen["chosen"])]["psnr_min"] == max(s["psnr_min"] for s in scores.values())
+    assert chosen["chosen"] == export.pick_range_quantile({float(q): s for q, s in scores.items()})
+
+
+def test_pick_range_quantile_trades_at_most_a_decibel_of_the_worst_photo_for_the_mean():
+    scores = lambda *rows: {q: {"psnr_mean": m, "psnr_min": w} for q, m, w in rows}  # noqa: E731
+    # mosaic's held-out photos: 0.6 costs 0.6 dB of the worst photo and gains 1.7 dB of the mean
+    assert export.pick_range_quantile(scores((0.6, 34.45, 28.94), (0.75, 33.87, 29.15), (0.9, 32.78, 29.56))) == 0.6
+    # candy_slim's: the narrower ranges cost 1.4 dB and more of the worst photo
+    assert export.pick_range_quantile(scores((0.6, 36.44, 30.48), (0.75, 35.65, 29.6), (0.9, 34.72, 31.83))) == 0.9
+
+
+@pytest.mark.parametrize("value", ["0.4", "high"])
+def test_export_cli_rejects_a_bad_range_quantile(tmp_path, value):
+    result = run_export_cli(f"--range_quantile={value}", f"--out={tmp_path / 'out'}")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: --range_quantile: '{value}' is neither auto nor a number in (0.5, 1]")
+    assert not (tmp_path / "out").exists()
