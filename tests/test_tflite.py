@@ -199,3 +199,8 @@ def test_held_out_photos_are_the_ones_representative_crops_leaves_out(tmp_path):
     assert len(cropped) == 4 and len(held_out) == 3 and not cropped & levels
     assert len(tflite.held_out_photos(str(tmp_path), num_crops=4, count=2)) == 2
     assert tflite.held_out_photos(str(tmp_path), num_crops=7) == []
+    (tmp_path / "g9.png").write_bytes(b"not a png")  # an unreadable photo is neither cropped nor held out
+    crops = tflite.representative_crops(str(tmp_path), num_crops=4, crop_size=32)
+    cropped = {int(c[0, 0, 0, 0]) // 30 for c in crops}
+    levels = {int(image[0, 0, 0]) // 30 for _, image in tflite.held_out_photos(str(tmp_path), num_crops=4)}
+    assert len(cropped) == 4 and len(levels) == 3 and not cropped & levels

@@ -351,7 +351,7 @@ def export_style(
 
     ``range_quantile``: the INT8 activation ranges' quantile (``tflite.calibrated_ranges``), or
     ``"auto"``: each of ``AUTO_RANGE_QUANTILES``, scored against the float network on photos of
-    ``calibration_dir`` that gave no crop (``tflite.held_out_photos``), the best one kept.
+    ``calibration_dir`` that gave no crop (``tflite.held_out_photos``), one kept by ``pick_range_quantile``.
 
     Conversions run before anything is written, so a failure leaves the previous
     export untouched; every file is written under a temporary name and renamed.

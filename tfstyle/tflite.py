@@ -366,19 +366,23 @@ def calibrated_ranges(calibrated, calibration, quantile=RANGE_QUANTILE, statisti
 
 
 def held_out_photos(image_dir, num_crops, count=32, seed=0):
-    """Up to ``count`` readable photos of ``image_dir`` that ``representative_crops(image_dir,
-    num_crops, seed=seed)`` takes no crop from: photos to choose conversion settings on without
-    fitting them to the calibration crops. Empty when the folder has no photos to spare."""
+    """Up to ``count`` (path, uint8 image) of ``image_dir`` that ``representative_crops(image_dir,
+    num_crops, seed=seed)`` takes no crop from (it crops the first ``num_crops`` readable photos of
+    the same order): photos to choose conversion settings on without fitting them to the
+    calibration crops. Empty when the folder has no photos to spare."""
     paths = list_images(image_dir)
-    order = np.random.default_rng(seed).permutation(len(paths))
-    held_out = []
-    for index in order[num_crops:]:
+    cropped, held_out = 0, []
+    for index in np.random.default_rng(seed).permutation(len(paths)):
         if len(held_out) == count:
             break
         try:
-            held_out.append((paths[index], load_image(paths[index])))
+            image = load_image(paths[index])
         except ImageError:
             continue
+        if cropped < num_crops:
+            cropped += 1
+        else:
+            held_out.append((paths[index], image))
     return held_out
 
 
