@@ -5,9 +5,14 @@ import os
 import subprocess
 import sys
 
+import keras
+import numpy as np
 import pytest
 
 from conftest import REPO, TRAIN_DIR
+from tfstyle import export
+from tfstyle.images import list_images
+from tfstyle.transformer import build_transformer
 
 pytestmark = pytest.mark.slow  # subprocesses, conversions or servers: the quick tier skips them
 
@@ -135,3 +140,23 @@ def test_range_quantile_quick():
     assert line["quantile"] == 0.8 and line["statistics_margin"] == 0.25 and line["images"] == 1
     assert line["psnr_min"] <= line["psnr_mean"]
     assert line["psnr_mean"] > 10  # an INT8 file of the network, not noise
+
+
+def test_tensor_snr_quick(tmp_path):
+    from PIL import Image
+
+    from tfstyle import tflite
+
+    keras.utils.set_random_seed(2)
+    weights = str(tmp_path / "slim.weights.h5")
+    build_transformer(width=0.25, residual_blocks=1).save_weights(weights)
+    export.export_style("mosaic", weights, out_dir=str(tmp_path), tflite_modes=("int8",), calibration_dir=TRAIN_DIR,
+                        num_crops=4, crop_size=32, range_quantile=1.0)  # the ranges: the crops' extremes
+    photo = str(tmp_path / "crop.png")  # one of the calibration crops: inside every range
+    Image.fromarray(tflite.representative_crops(TRAIN_DIR, 4, 32)[0][0].astype(np.uint8)).save(photo)
+    lines = run_bench("tensor_snr.py", "--style=mosaic", f"--weights={weights}", f"--saved_models={tmp_path}",
+                      f"--calibration_dir={TRAIN_DIR}", f"--image={photo}")
+    by_tensor = {line["tensor"]: line for line in lines}
+    first = by_tensor["transformer_1/to_unit_1/mul"]
+    assert first["clipped"] == 0 and first["snr_db"] > 40  # the input: exact up to the int8 step
+    assert any("res1_add" in name for name in by_tensor) and all(np.isfinite(line["snr_db"]) for line in lines)
