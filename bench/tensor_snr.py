@@ -34,13 +34,7 @@ def calibrated_float_model(model, crops):
     with tflite_forms():
         friendly = tflite.quantization_friendly(model, crops)
         converter = tf.lite.TFLiteConverter.from_keras_model(friendly)
-        calibration = tflite.calibration_inputs(friendly, crops)
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: iter(calibration)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.uint8
-        converter.inference_output_type = tf.uint8
-        converter._experimental_calibrate_only = True  # noqa: SLF001 (as tflite.run_converter does)
+        tflite.calibrate_only(converter, tflite.calibration_inputs(friendly, crops))
         with contextlib.redirect_stdout(io.StringIO()):
             return converter.convert()
 

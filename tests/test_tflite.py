@@ -122,9 +122,7 @@ def test_clipped_tanh_stays_within_half_a_pixel_level():
 def calibrate_only(net, inputs):
     """The converter's first INT8 step: a float model with the ranges its calibrator recorded on ``inputs``."""
     converter = tf.lite.TFLiteConverter.from_keras_model(net)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = lambda: iter(inputs)
-    converter._experimental_calibrate_only = True
+    tflite.calibrate_only(converter, inputs)
     return converter.convert()
 
 

@@ -277,6 +277,17 @@ def quiet_tensorflow():
         logging.set_verbosity(verbosity)
 
 
+def calibrate_only(converter, calibration):
+    """Sets ``converter`` up for the first INT8 step: its ``convert()`` then returns the float model
+    with each tensor's calibrated range (uint8 I/O, integer-only ops once quantized)."""
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: iter(calibration)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.uint8
+    converter.inference_output_type = tf.uint8
+    converter._experimental_calibrate_only = True  # noqa: SLF001  (the converter's own two-step path)
+
+
 def run_converter(converter, mode, calibration=None, range_quantile=RANGE_QUANTILE, statistics_margin=STATISTICS_MARGIN):
     """Sets ``converter`` up for ``mode`` (int8, fp16 or float32) and converts, quietly.
 
@@ -288,12 +299,7 @@ def run_converter(converter, mode, calibration=None, range_quantile=RANGE_QUANTI
     if mode == "int8":
         if not calibration:
             raise ConversionError("int8 conversion needs a representative dataset")
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: iter(calibration)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.uint8
-        converter.inference_output_type = tf.uint8
-        converter._experimental_calibrate_only = True  # noqa: SLF001  (the converter's own two-step path)
+        calibrate_only(converter, calibration)
     elif mode == "fp16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
