@@ -11,7 +11,8 @@ from tfstyle.commands import SUBCOMMANDS
 
 # A flag of each subcommand's own that its --help must show.
 OWN_FLAG = {"styles": "--saved_models", "stylize": "--tile_size", "train": "--checkpoint_every", "export": "--calibration_dir",
-            "serve": "--max_concurrent", "evaluate": "--gatys_iterations", "gatys": "--iterations"}
+            "serve": "--max_concurrent", "evaluate": "--gatys_iterations", "gatys": "--iterations",
+            "qat": "--calibration_crops"}
 
 
 def tfstyle(*args):
