@@ -64,5 +64,7 @@ def main(argv):
     settings = {"steps": FLAGS.steps, "lr": FLAGS.lr, "image_size": FLAGS.image_size, "batch_size": FLAGS.batch_size,
                 "range_quantile": FLAGS.range_quantile, "photos": FLAGS.data_dir, "from": weights}
     card = models.pretrained_card(weights) if weights.endswith(".npz") else {}
+    if card.get("summary"):
+        card["summary"] += f"; then {FLAGS.steps} steps of quantization-aware fine-tuning for its INT8 file (tfstyle qat)"
     models.save_pretrained(tuned, out, {**card, "quantization_aware": settings})
     print(f"wrote {out}")
