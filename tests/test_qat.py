@@ -106,3 +106,10 @@ def test_command_refuses_bad_flags_in_one_line(flag, message):
     result = run_command("--style=mosaic_slim", flag)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("error:") and message in result.stderr
+
+
+def test_command_on_a_folder_without_a_usable_photo_is_one_line(tmp_path):
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    result = run_command("--style=mosaic_slim", f"--data_dir={tmp_path}", "--steps=1", f"--out={tmp_path / 'x.npz'}")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error:")

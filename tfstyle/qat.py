@@ -76,14 +76,8 @@ class _QuantizedFoldedNorm(keras.layers.Layer):
         self.output_quantize = FakeQuant(name=f"{norm.name}_fake_quant") if quantize_output else None
 
     def call(self, inputs):
-        source = self.norm.source
-        if isinstance(inputs, (list, tuple)):
-            x, (scale, offset) = inputs[0], source.mixed(inputs[1])
-        else:
-            x, scale, offset = inputs, source.scale, source.offset
-        mean, _, variance = tflite.moments(x)
-        a = tf.math.rsqrt(variance + self.norm.epsilon) * scale
-        y = self.product(x * a) + (offset - mean * a)
+        product, offset = self.norm.terms(inputs)
+        y = self.product(product) + offset
         return y if self.output_quantize is None else self.output_quantize(y)
 
     def compute_output_shape(self, input_shape):
@@ -216,7 +210,7 @@ class QuantizationAwareDistiller(keras.Model):
 def fine_tune(model, calibration, dataset, steps, lr=2e-5, range_quantile=tflite.RANGE_QUANTILE, log_every=25,
               jit_compile=True):
     """Returns ``model`` (a trained transformer) fine-tuned for ``steps`` batches of ``dataset``
-    (float32 photos, 0..255) so its INT8 file stays closer to its float function; ``calibration``:
+    (float32 photos, 0..255, batches of a fixed size) so its INT8 file stays closer to its float function; ``calibration``:
     crops as for ``tflite.convert``. ``model`` itself is not changed.
 
     ``lr`` is small because the weights train in the INT8 form's scale (``quantization_friendly``
@@ -230,7 +224,7 @@ def fine_tune(model, calibration, dataset, steps, lr=2e-5, range_quantile=tflite
     distiller = QuantizationAwareDistiller(friendly, simulated, teacher)
     distiller.compile(optimizer=keras.optimizers.Adam(lr), jit_compile=jit_compile)
     steps_of = lambda m: int(m.optimizer.iterations.numpy())  # noqa: E731
-    batch_size = int(next(iter(dataset)).shape[0])
+    batch_size = int(dataset.element_spec.shape[0])  # batched with a fixed size, as data.folder_dataset does
     callbacks = [keras.callbacks.TerminateOnNaN(), ProgressLog(steps, batch_size, steps_of, every=log_every)]
     distiller.fit(dataset.repeat(), steps_per_epoch=steps, epochs=1, verbose=0, callbacks=callbacks)
     if steps_of(distiller) < steps or not weights_are_finite(friendly):

@@ -96,5 +96,6 @@ def write_reference(style, model=None):
     print(f"wrote {path} ({os.path.getsize(path) / 1e6:.2f} MB) and {reference_path(style)}; float16 vs float32 "
           f"weights: max output difference {np.abs(float32 - output).max():.2f} levels")
 
+
 if __name__ == "__main__":
     main()

@@ -8,7 +8,8 @@ file's rounding simulated in its forward pass, towards its own original output, 
 int8 noise no longer builds up along the residual trunk; the float function moves as
 little as the rounding allows. No loss network is needed. The result goes to --out
 (default <runs_dir>/<name>_qat.npz: float16 weights with the source's card and the
-fine-tuning settings, as the shipped styles are stored) and exports like any trained network. A multi-style network keeps all its rows.
+fine-tuning settings, as the shipped styles are stored) and exports like any trained
+network. A multi-style network keeps all its rows.
 """
 
 import os
@@ -56,6 +57,7 @@ def main(argv):
         crops = tflite.representative_crops(FLAGS.data_dir, FLAGS.calibration_crops, FLAGS.calibration_size)
         skipped = data.SkippedFiles()
         dataset = data.folder_dataset(FLAGS.data_dir, FLAGS.image_size, FLAGS.batch_size, skipped=skipped)
+        data.first_batch(dataset, skipped)  # a folder without one usable photo: one line, before the slow part
         tuned = qat.fine_tune(model, crops, dataset, FLAGS.steps, lr=FLAGS.lr, range_quantile=FLAGS.range_quantile,
                               log_every=FLAGS.log_every)
     except (FloatingPointError, models.ModelError, styles.UnknownStyleError, tflite.ConversionError, images.ImageError,
