@@ -59,6 +59,15 @@ def photo_dirs():
 TRAIN_DIR, EVAL_DIR = photo_dirs()
 
 
+def run_tfstyle(*args, cwd=REPO, timeout=300):
+    """Runs ``python -m tfstyle ARGS`` in a child process, TensorFlow's logs quiet; returns the CompletedProcess."""
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "tfstyle", *args], capture_output=True, text=True, cwd=cwd,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, timeout=timeout)
+
+
 @pytest.fixture(scope="session")
 def random_loss_network():
     """A seeded random VGG19 loss network (explicitly not ImageNet: tests say nothing about quality)."""

@@ -11,7 +11,6 @@ import pytest
 
 from conftest import REPO, TRAIN_DIR
 from tfstyle import export
-from tfstyle.images import list_images
 from tfstyle.transformer import build_transformer
 
 pytestmark = pytest.mark.slow  # subprocesses, conversions or servers: the quick tier skips them

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, run_tfstyle
 from tfstyle.commands import SUBCOMMANDS
 
 # A flag of each subcommand's own that its --help must show.
@@ -16,8 +16,7 @@ OWN_FLAG = {"styles": "--saved_models", "stylize": "--tile_size", "train": "--ch
 
 
 def tfstyle(*args):
-    return subprocess.run([sys.executable, "-m", "tfstyle", *args], capture_output=True, text=True, cwd=REPO,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, timeout=120)
+    return run_tfstyle(*args, timeout=120)
 
 
 def test_help_lists_every_subcommand():

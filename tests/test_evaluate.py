@@ -5,18 +5,15 @@ Random weights everywhere: this checks the table, not the quality of any style.
 
 import json
 import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import run_tfstyle
 from tfstyle import evaluate, recipes, styles
 from tfstyle.transformer import build_transformer
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
@@ -55,11 +52,9 @@ def test_evaluate_function_rows_and_equivalence(setup, random_loss_network):
 def test_cli_prints_and_saves_table(setup):
     tmp, photos, weights = setup
     out = tmp / "result.md"
-    r = subprocess.run(
-        [sys.executable, "-m", "tfstyle.cli", "evaluate", "--style=mosaic", f"--weights={weights}", f"--images={photos}",
-         "--sizes=32,40", "--gatys_iterations=1,2", "--gatys_sizes=32", "--vgg_weights=random", "--style_size=64",
-         f"--out={out}"], capture_output=True, text=True, cwd=REPO, timeout=300,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    r = run_tfstyle("evaluate", "--style=mosaic", f"--weights={weights}", f"--images={photos}", "--sizes=32,40",
+                    "--gatys_iterations=1,2", "--gatys_sizes=32", "--vgg_weights=random", "--style_size=64",
+                    f"--out={out}")
     assert r.returncode == 0, r.stderr[-2000:]
     header = "| " + " | ".join(evaluate.COLUMNS) + " |"
     assert header in r.stdout and header in out.read_text()
@@ -78,8 +73,7 @@ def test_cli_prints_and_saves_table(setup):
 def test_cli_errors_are_one_line(setup, args, message):
     tmp, photos, weights = setup
     base = [f"--weights={weights}", f"--images={photos}", "--vgg_weights=random"]
-    r = subprocess.run([sys.executable, "-m", "tfstyle.cli", "evaluate", *base, *args], capture_output=True, text=True,
-                       cwd=REPO, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    r = run_tfstyle("evaluate", *base, *args)
     assert r.returncode in (1, 2) and "Traceback" not in r.stderr  # 2: usage errors
     assert message in r.stderr.strip().splitlines()[-1]
 
@@ -97,15 +91,12 @@ def test_cli_scores_a_multi_style_row_at_its_own_style_weight(setup):
     save_weights_atomically(net, str(run / "transformer.weights.h5"))
     (run / "config.json").write_text(json.dumps({"style": "mosaic,candy", "style_scales": [1.0, 4.0],
                                                  "vgg_weights": "random", "style_weight": 50.0}))
-    base = [sys.executable, "-m", "tfstyle.cli", "evaluate", f"--weights={run / 'transformer.weights.h5'}",
-            f"--images={photos}", "--sizes=32", "--nogatys", "--vgg_weights=random", "--style_size=64"]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    base = ["evaluate", f"--weights={run / 'transformer.weights.h5'}", f"--images={photos}", "--sizes=32",
+            "--nogatys", "--vgg_weights=random", "--style_size=64"]
     out = tmp / "candy.md"
-    r = subprocess.run([*base, "--style=candy", f"--out={out}"], capture_output=True, text=True, cwd=REPO,
-                       timeout=300, env=env)
+    r = run_tfstyle(*base, "--style=candy", f"--out={out}")
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads((tmp / "candy.json").read_text())["loss"]["style_weight"] == 200.0
-    r = subprocess.run([*base, "--style=starry_night", f"--out={tmp / 'x.md'}"], capture_output=True, text=True,
-                       cwd=REPO, timeout=300, env=env)
+    r = run_tfstyle(*base, "--style=starry_night", f"--out={tmp / 'x.md'}")
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert r.stderr.strip().splitlines()[-1] == "error: unknown style 'starry_night': this network holds mosaic, candy"

@@ -4,18 +4,14 @@ Random VGG weights: these tests check the optimizer, not artistic quality.
 """
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
+from conftest import run_tfstyle
 from tfstyle import gatys, perceptual, recipes, styles
 
 WEIGHTS = recipes.FULL_VGG19.loss_weights
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +63,7 @@ def test_bad_settings_raise(tiny, random_loss_network):
 
 
 def _run(*args):
-    return subprocess.run([sys.executable, "-m", "tfstyle.cli", "gatys", *args], capture_output=True, text=True, cwd=REPO,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, timeout=300)
+    return run_tfstyle("gatys", *args)
 
 
 def test_cli_writes_image_and_history(tmp_path):

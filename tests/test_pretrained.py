@@ -1,12 +1,11 @@
 """The trained styles shipped in tfstyle/pretrained/: they load, reproduce their stored outputs, and export."""
 
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
+from conftest import run_tfstyle
 from tfstyle import models
 
 SHIPPED = models.pretrained_styles()
@@ -55,16 +54,13 @@ def test_stylize_and_export_work_right_after_install_with_no_training(tmp_path):
     style = SHIPPED[0]
     photo = tmp_path / "photo.png"
     Image.fromarray(np.load(os.path.join(REFERENCES, f"{style}_reference.npz"))["input"]).save(photo)
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     empty = tmp_path / "no_runs"
-    result = subprocess.run([sys.executable, "-m", "tfstyle", "stylize", f"--style={style}", f"--runs_dir={empty}",
-                             f"--saved_models={empty}", str(photo), str(tmp_path / "out.jpg")],
-                            capture_output=True, text=True, cwd=str(tmp_path), env=env, timeout=300)
+    result = run_tfstyle("stylize", f"--style={style}", f"--runs_dir={empty}", f"--saved_models={empty}", str(photo),
+                         str(tmp_path / "out.jpg"), cwd=str(tmp_path))
     assert result.returncode == 0, result.stderr[-2000:]
     assert Image.open(tmp_path / "out.jpg").size == (56, 40)
-    result = subprocess.run([sys.executable, "-m", "tfstyle", "export", f"--style={style}", f"--runs_dir={empty}",
-                             f"--out={tmp_path / 'exports'}", "--tflite="], capture_output=True, text=True,
-                            cwd=str(tmp_path), env=env, timeout=300)
+    result = run_tfstyle("export", f"--style={style}", f"--runs_dir={empty}", f"--out={tmp_path / 'exports'}",
+                         "--tflite=", cwd=str(tmp_path))
     assert result.returncode == 0, result.stderr[-2000:]
     assert models.is_savedmodel_dir(str(tmp_path / "exports" / style / "1"))
     assert f"wrote SavedModel  {tmp_path / 'exports' / style / '1'}" in result.stdout

@@ -1,15 +1,12 @@
 """Quantization-aware fine-tuning: the simulated INT8 network, the way back to the original form, the command."""
 
-import os
-import subprocess
-import sys
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import REPO, TRAIN_DIR
+from conftest import TRAIN_DIR, run_tfstyle
 from tfstyle import litert, models, qat, tflite
 
 pytestmark = pytest.mark.slow  # conversions and subprocesses
@@ -83,9 +80,7 @@ def test_fine_tuning_lowers_the_simulated_int8_error(network, crops):
 
 
 def run_command(*args):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.run([sys.executable, "-m", "tfstyle", "qat", *args], capture_output=True, text=True, env=env,
-                          cwd=REPO, timeout=600)
+    return run_tfstyle("qat", *args, timeout=600)
 
 
 def test_command_writes_float16_weights_with_the_fine_tuning_card(tmp_path):
