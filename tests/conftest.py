@@ -59,13 +59,18 @@ def photo_dirs():
 TRAIN_DIR, EVAL_DIR = photo_dirs()
 
 
-def run_tfstyle(*args, cwd=REPO, timeout=300):
-    """Runs ``python -m tfstyle ARGS`` in a child process, TensorFlow's logs quiet; returns the CompletedProcess."""
+def run_python(*argv, cwd=REPO, timeout=300):
+    """Runs ``python ARGV`` in a child process, TensorFlow's logs quiet; returns the CompletedProcess."""
     import subprocess
     import sys
 
-    return subprocess.run([sys.executable, "-m", "tfstyle", *args], capture_output=True, text=True, cwd=cwd,
+    return subprocess.run([sys.executable, *argv], capture_output=True, text=True, cwd=cwd,
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, timeout=timeout)
+
+
+def run_tfstyle(*args, cwd=REPO, timeout=300):
+    """``python -m tfstyle ARGS`` (``run_python``)."""
+    return run_python("-m", "tfstyle", *args, cwd=cwd, timeout=timeout)
 
 
 @pytest.fixture(scope="session")

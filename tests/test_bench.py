@@ -2,14 +2,13 @@
 
 import json
 import os
-import subprocess
 import sys
 
 import keras
 import numpy as np
 import pytest
 
-from conftest import REPO, TRAIN_DIR
+from conftest import REPO, TRAIN_DIR, run_python
 from tfstyle import export
 from tfstyle.transformer import build_transformer
 
@@ -17,8 +16,7 @@ pytestmark = pytest.mark.slow  # subprocesses, conversions or servers: the quick
 
 
 def run_bench(script, *args, timeout=400):
-    r = subprocess.run([sys.executable, os.path.join(REPO, "bench", script), "--quick", *args], capture_output=True,
-                       text=True, cwd=REPO, timeout=timeout, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    r = run_python(os.path.join(REPO, "bench", script), "--quick", *args, timeout=timeout)
     assert r.returncode == 0, r.stderr[-3000:]
     lines = [json.loads(line) for line in r.stdout.splitlines()]  # every stdout line is JSON
     assert lines
@@ -95,13 +93,10 @@ def test_picture_grid_quick(tmp_path):
 
 
 def test_report_turns_lines_into_tables(tmp_path):
-    import subprocess as sp
-
     lines = tmp_path / "r.jsonl"
     lines.write_text(json.dumps({"bench": "inference", "layers": "current", "path": "keras", "size": 64, "median_s": 0.5,
                                  "gflops_per_s": 2.5, "times_s": [0.5], "load1": 1.0}) + "\n")
-    r = sp.run([sys.executable, os.path.join(REPO, "bench", "report.py"), str(lines)], capture_output=True, text=True,
-               timeout=60)
+    r = run_python(os.path.join(REPO, "bench", "report.py"), str(lines), timeout=60)
     assert r.returncode == 0 and "| current | keras | 64² | 0.500 |" in r.stdout
 
 

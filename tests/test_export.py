@@ -8,7 +8,6 @@ import base64
 import io
 import json
 import os
-import subprocess
 import sys
 
 import keras
@@ -17,7 +16,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from conftest import EVAL_DIR, REPO, TRAIN_DIR
+from conftest import EVAL_DIR, REPO, TRAIN_DIR, run_python
 from tfstyle import export, models, tflite
 from tfstyle.images import list_images, load_image
 from tfstyle.transformer import build_transformer
@@ -207,8 +206,7 @@ def test_savedmodel_carries_weights_to_rebuild_the_keras_net(model, exported, ph
 
 
 def run_export_cli(*args):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.run([sys.executable, os.path.join(REPO, "export.py"), *args], capture_output=True, text=True, cwd=REPO, env=env)
+    return run_python(os.path.join(REPO, "export.py"), *args, timeout=600)
 
 
 def test_export_cli_without_trained_weights_says_to_train_first(tmp_path):

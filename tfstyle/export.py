@@ -232,12 +232,41 @@ def psnr(a, b):
     return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
 
 
-def compare_tflite(savedmodel_path, tflite_models, image_paths):
-    """PSNR and max error of each TFLite model's uint8 output against the float SavedModel's.
+def score_tflite(runners, photos, reference_of, row=None):
+    """PSNR and max error of each runner's uint8 output against ``reference_of(image)`` (uint8).
 
-    ``tflite_models``: {mode: flatbuffer bytes}. Returns {mode: {"psnr_mean", "psnr_min",
-    "max_abs_error", "per_image": [...]}} on the full-size images. A multi-style model is
-    compared on its first style.
+    ``runners``: {key: litert.TFLiteStylizer}; ``photos``: iterable of (name, uint8 image), read
+    one at a time; ``row``: the style row a multi-style runner is given. Returns {key: {"psnr_mean",
+    "psnr_min", "max_abs_error", "per_image": [...]}}: the one scoring rule of the export report
+    and of the range-quantile choice.
+    """
+    per_image = {key: [] for key in runners}
+    for name, image in photos:
+        reference = reference_of(image)
+        for key, run in runners.items():
+            out = np.clip(np.round(run(image, row)), 0, 255).astype(np.uint8)
+            per_image[key].append({
+                "image": name,
+                "size": f"{image.shape[1]}x{image.shape[0]}",
+                "psnr": round(psnr(out, reference), 2),
+                "max_abs_error": int(np.abs(out.astype(np.int16) - reference.astype(np.int16)).max()),
+            })
+    summary = {}
+    for key, rows in per_image.items():
+        values = [r["psnr"] for r in rows]
+        summary[key] = {
+            "psnr_mean": round(float(np.mean(values)), 2) if values else None,
+            "psnr_min": round(float(np.min(values)), 2) if values else None,
+            "max_abs_error": max((r["max_abs_error"] for r in rows), default=None),
+            "per_image": rows,
+        }
+    return summary
+
+
+def compare_tflite(savedmodel_path, tflite_models, image_paths):
+    """``score_tflite`` of each TFLite model against the float SavedModel, on the full-size images.
+
+    ``tflite_models``: {mode: flatbuffer bytes}. A multi-style model is compared on its first style.
     """
     loaded = tf.saved_model.load(savedmodel_path)
     serve = loaded.signatures[DEFAULT_SIGNATURE]
@@ -246,29 +275,13 @@ def compare_tflite(savedmodel_path, tflite_models, image_paths):
         n, rows = int(tf.size(loaded.style_names)), int(tf.size(loaded.row_names))
         extra = {STYLE_WEIGHTS_KEY: tf.one_hot(0, n), STRENGTH_KEY: tf.constant(1.0)}
         row = np.eye(rows, dtype=np.float32)[0]
+
+    def reference_of(image):
+        return serve(images=tf.constant(image[None]), **extra)[STYLIZED_KEY][0].numpy()
+
     runners = {mode: litert.TFLiteStylizer(content) for mode, content in tflite_models.items()}
-    per_image = {mode: [] for mode in runners}
-    for path in image_paths:
-        image = load_image(path)
-        reference = serve(images=tf.constant(image[None]), **extra)[STYLIZED_KEY][0].numpy()
-        for mode, run in runners.items():
-            out = np.clip(np.round(run(image, row)), 0, 255).astype(np.uint8)
-            per_image[mode].append({
-                "image": os.path.basename(path),
-                "size": f"{image.shape[1]}x{image.shape[0]}",
-                "psnr": round(psnr(out, reference), 2),
-                "max_abs_error": int(np.abs(out.astype(np.int16) - reference.astype(np.int16)).max()),
-            })
-    summary = {}
-    for mode, rows in per_image.items():
-        values = [r["psnr"] for r in rows]
-        summary[mode] = {
-            "psnr_mean": round(float(np.mean(values)), 2) if values else None,
-            "psnr_min": round(float(np.min(values)), 2) if values else None,
-            "max_abs_error": max((r["max_abs_error"] for r in rows), default=None),
-            "per_image": rows,
-        }
-    return summary
+    photos = ((os.path.basename(path), load_image(path)) for path in image_paths)
+    return score_tflite(runners, photos, reference_of, row)
 
 
 # The quantiles ``choose_range_quantile`` tries: on training photos outside the calibration crops the
@@ -287,17 +300,15 @@ def choose_range_quantile(model, candidates, photos):
     """
     rows = style_count(model)
     row = None if rows is None else np.eye(rows, dtype=np.float32)[0]
-    runners = {q: litert.TFLiteStylizer(content) for q, content in candidates.items()}
-    scores = {q: [] for q in candidates}
-    for _, image in photos:
+
+    def reference_of(image):
         x = image[None].astype(np.float32)
-        reference = model(x if row is None else [x, row[None]], training=False)
-        reference = np.clip(np.round(np.asarray(reference)[0]), 0, 255).astype(np.uint8)
-        for q, run in runners.items():
-            out = np.clip(np.round(run(image, row)), 0, 255).astype(np.uint8)
-            scores[q].append(psnr(out, reference))
-    summary = {q: {"psnr_mean": round(float(np.mean(v)), 2), "psnr_min": round(float(np.min(v)), 2)}
-               for q, v in scores.items()}
+        out = model(x if row is None else [x, row[None]], training=False)
+        return np.clip(np.round(np.asarray(out)[0]), 0, 255).astype(np.uint8)
+
+    runners = {q: litert.TFLiteStylizer(content) for q, content in candidates.items()}
+    scores = score_tflite(runners, ((os.path.basename(p), image) for p, image in photos), reference_of, row)
+    summary = {q: {"psnr_mean": s["psnr_mean"], "psnr_min": s["psnr_min"]} for q, s in scores.items()}
     return pick_range_quantile(summary), summary
 
 
