@@ -1,6 +1,5 @@
 """Quantization-aware fine-tuning: the simulated INT8 network, the way back to the original form, the command."""
 
-
 import keras
 import numpy as np
 import pytest
