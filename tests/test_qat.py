@@ -88,10 +88,22 @@ def test_command_writes_float16_weights_with_the_fine_tuning_card(tmp_path):
                          "--batch_size=2", "--calibration_crops=4", "--calibration_size=32", f"--out={out}")
     assert result.returncode == 0, result.stderr[-2000:]
     card = models.pretrained_card(str(out))
-    assert card["quantization_aware"]["steps"] == 3 and card["style"] == "mosaic_slim"
+    assert card["quantization_aware"][-1]["steps"] == 3 and card["style"] == "mosaic_slim"
     tuned = models.load_transformer(str(out))
     assert [w.shape for w in tuned.weights] == [w.shape for w in models.load_transformer(
         models.pretrained_path("mosaic_slim")).weights]
+
+
+def test_a_second_round_is_listed_and_the_summary_gives_the_total():
+    first = qat.card_after_round({"style": "candy", "summary": "candy, trained 800 steps"}, {"steps": 500})
+    assert first["summary"].endswith("then 500 steps of quantization-aware fine-tuning for its INT8 file (tfstyle qat)")
+    second = qat.card_after_round(first, {"steps": 300})
+    assert second["quantization_aware"] == [{"steps": 500}, {"steps": 300}]
+    assert second["summary"] == ("candy, trained 800 steps; then 800 steps of quantization-aware fine-tuning for its "
+                                 "INT8 file (tfstyle qat, 2 rounds)")
+    # A card written with a single round as a bare dict counts as that round.
+    assert qat.card_after_round({"quantization_aware": {"steps": 500}}, {"steps": 1})["quantization_aware"] == [
+        {"steps": 500}, {"steps": 1}]
 
 
 @pytest.mark.parametrize("flag, message", [("--out=x.weights.h5", "written as .npz"),

@@ -21,6 +21,8 @@ pass, so its weights learn to live with it:
 The loss network is not used: a step costs three transformer passes, no VGG.
 """
 
+import re
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -230,3 +232,24 @@ def fine_tune(model, calibration, dataset, steps, lr=2e-5, range_quantile=tflite
     if steps_of(distiller) < steps or not weights_are_finite(friendly):
         raise FloatingPointError(f"quantization-aware fine-tuning diverged at step {steps_of(distiller)}: lower --lr")
     return unfold(friendly, model)
+
+
+_ROUNDS_CLAUSE = re.compile(r"; then \d+ steps of quantization-aware fine-tuning[^;]*")
+
+
+def card_after_round(card, settings):
+    """Returns a weights card (``models.pretrained_card``) with one more fine-tuning round.
+
+    ``card["quantization_aware"]`` lists every round's ``settings`` in order (a card written with
+    one round as a bare dict reads as that round), and the summary's fine-tuning clause gives the
+    total steps once, however many rounds ran, so a network tuned twice says so in one phrase.
+    """
+    rounds = card.get("quantization_aware", [])
+    rounds = ([rounds] if isinstance(rounds, dict) else list(rounds)) + [settings]
+    card = {**card, "quantization_aware": rounds}
+    if card.get("summary"):
+        steps = sum(r["steps"] for r in rounds)
+        how = f"tfstyle qat, {len(rounds)} rounds" if len(rounds) > 1 else "tfstyle qat"
+        card["summary"] = (_ROUNDS_CLAUSE.sub("", card["summary"])
+                           + f"; then {steps} steps of quantization-aware fine-tuning for its INT8 file ({how})")
+    return card

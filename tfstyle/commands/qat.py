@@ -66,7 +66,5 @@ def main(argv):
     settings = {"steps": FLAGS.steps, "lr": FLAGS.lr, "image_size": FLAGS.image_size, "batch_size": FLAGS.batch_size,
                 "range_quantile": FLAGS.range_quantile, "photos": FLAGS.data_dir, "from": weights}
     card = models.pretrained_card(weights) if weights.endswith(".npz") else {}
-    if card.get("summary"):
-        card["summary"] += f"; then {FLAGS.steps} steps of quantization-aware fine-tuning for its INT8 file (tfstyle qat)"
-    models.save_pretrained(tuned, out, {**card, "quantization_aware": settings})
+    models.save_pretrained(tuned, out, qat.card_after_round(card, settings))
     print(f"wrote {out}")
