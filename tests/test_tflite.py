@@ -187,6 +187,28 @@ def test_statistics_margin_widens_the_ranges_of_per_image_statistics_only():
             assert margin[name] == robust[name]
 
 
+def test_statistics_margin_also_covers_a_style_table_blend():
+    """A multi-style network's blended norm scale, [B, C] out of a FULLY_CONNECTED on the style
+    weights, holds a few numbers per image like an instance norm's statistics: clipping it to a
+    quantile over inputs of several styles would rescale whole channels of some style."""
+    image, weights = keras.Input((None, None, 2), name="a_image"), keras.Input((3,), name="b_style_weights")
+    table = keras.layers.Dense(2, use_bias=False, name="table")
+    scale = keras.layers.Reshape((1, 1, 2))(table(weights))
+    net = keras.Model([image, weights], keras.layers.Multiply()([image, scale]))
+    table.set_weights([np.float32([[1.0, 2.0], [4.0, 8.0], [16.0, 32.0]])])
+    rng = np.random.default_rng(0)
+    rows = np.eye(3, dtype=np.float32)
+    inputs = [[rng.normal(size=(1, 4, 4, 2)).astype(np.float32), rows[[i % 3]]] for i in range(9)]
+    calibrated = calibrate_only(net, inputs)
+
+    margin = recorded_ranges(tflite.calibrated_ranges(calibrated, inputs, quantile=0.5))
+    [blend] = [name for name, (shape, _, _) in margin.items() if len(shape) == 2 and "table" in name]
+    # every style's scale (up to 32, style 3's) within the range, widened by a quarter of it
+    assert margin[blend][1:] == pytest.approx((0.0, 32.0 + 0.25 * 31.0), rel=1e-5)
+    robust = recorded_ranges(tflite.calibrated_ranges(calibrated, inputs, quantile=0.5, statistics_margin=None))
+    assert robust[blend][2] < 32.0  # the median input's: the largest style's scales clipped
+
+
 def test_held_out_photos_are_the_ones_representative_crops_leaves_out(tmp_path):
     for i in range(7):  # each photo one flat grey level, so a crop tells which photo it came from
         Image.fromarray(np.full((40, 40, 3), 30 * i, np.uint8)).save(tmp_path / f"g{i}.png")

@@ -335,11 +335,13 @@ def calibrated_ranges(calibrated, calibration, quantile=RANGE_QUANTILE, statisti
     ``quantile`` a list: one model per quantile, from one pass over ``calibration``.
 
     ``statistics_margin`` (None: no special case, as for every other tensor): per-image statistics, the tensors of spatial size
-    1x1 (an instance norm's channel means, variances and factors), get instead the extremes over all
-    inputs, widened by this fraction of their width on each side. They hold a few numbers per image,
-    so a wide step costs little, but clipping one shifts or scales a whole channel: on kodim02 (a
+    1x1 (an instance norm's channel means, variances and factors) and the 2-D ones (a multi-style
+    network's blended norm scales and offsets, [B, C]), get instead the extremes over all inputs,
+    widened by this fraction of their width on each side. They hold a few numbers per image, so a
+    wide step costs little, but clipping one shifts or scales a whole channel: on kodim02 (a
     saturated red door, the worst photo of rain_princess) the first norm's channel means lie outside
-    the calibration crops' (docs/RESULTS.md).
+    the calibration crops', and a quantile over crops of several styles clips the largest style's
+    scales (docs/RESULTS.md).
     """
     from tensorflow.lite.tools import flatbuffer_utils
 
@@ -359,7 +361,7 @@ def calibrated_ranges(calibrated, calibration, quantile=RANGE_QUANTILE, statisti
             value = interp.get_tensor(i)
             lows[i].append(float(value.min()))
             highs[i].append(float(value.max()))
-            if value.ndim == 4 and value.shape[1] == value.shape[2] == 1:
+            if value.ndim == 2 or (value.ndim == 4 and value.shape[1] == value.shape[2] == 1):
                 statistics.add(i)
 
     def with_quantile(q):
