@@ -207,6 +207,8 @@ def test_statistics_margin_also_covers_a_style_table_blend():
     assert margin[blend][1:] == pytest.approx((0.0, 32.0 + 0.25 * 31.0), rel=1e-5)
     robust = recorded_ranges(tflite.calibrated_ranges(calibrated, inputs, quantile=0.5, statistics_margin=None))
     assert robust[blend][2] < 32.0  # the median input's: the largest style's scales clipped
+    style_weights = [name for name in margin if "style_weights" in name]
+    assert style_weights and all(margin[name] == robust[name] for name in style_weights)  # an input: its quantile range
 
 
 def test_held_out_photos_are_the_ones_representative_crops_leaves_out(tmp_path):

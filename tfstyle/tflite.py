@@ -336,7 +336,8 @@ def calibrated_ranges(calibrated, calibration, quantile=RANGE_QUANTILE, statisti
 
     ``statistics_margin`` (None: no special case, as for every other tensor): per-image statistics, the tensors of spatial size
     1x1 (an instance norm's channel means, variances and factors) and the 2-D ones (a multi-style
-    network's blended norm scales and offsets, [B, C]), get instead the extremes over all inputs,
+    network's blended norm scales and offsets, [B, C]; not the model's own inputs, whose uint8 step
+    stays that of their quantile range), get instead the extremes over all inputs,
     widened by this fraction of their width on each side. They hold a few numbers per image, so a
     wide step costs little, but clipping one shifts or scales a whole channel: on kodim02 (a
     saturated red door, the worst photo of rain_princess) the first norm's channel means lie outside
@@ -355,13 +356,14 @@ def calibrated_ranges(calibrated, calibration, quantile=RANGE_QUANTILE, statisti
     runner = interp.get_signature_runner()
     names = list(runner.get_input_details())
     lows, highs, statistics = {i: [] for i in recorded}, {i: [] for i in recorded}, set()
+    model_inputs = set(model.subgraphs[0].inputs)  # a style-weights input is 2-D too, but keeps its quantile range
     for inputs in calibration:
         runner(**(inputs if isinstance(inputs, dict) else dict(zip(names, inputs))))
         for i in recorded:
             value = interp.get_tensor(i)
             lows[i].append(float(value.min()))
             highs[i].append(float(value.max()))
-            if value.ndim == 2 or (value.ndim == 4 and value.shape[1] == value.shape[2] == 1):
+            if i not in model_inputs and (value.ndim == 2 or (value.ndim == 4 and value.shape[1] == value.shape[2] == 1)):
                 statistics.add(i)
 
     def with_quantile(q):
