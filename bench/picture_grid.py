@@ -39,8 +39,8 @@ def style_rows(style, weights_path, int8_path, photos, size, iterations, vgg_wei
     others = [(name, models.load_transformer(path)) for name, path in variants]
     settings = loss_settings(weights_path, vgg_weights)
     loss_network = vgg.build_loss_network(vgg_weights, settings["style_layers"], settings["content_layer"])
-    style_image = styles.load_style_image(style, settings["style_size"])
-    weights = {k: settings[k] for k in ("content_weight", "style_weight", "tv_weight")}
+    style_image = styles.load_style_image(style, recipes.style_image_size(settings))
+    weights = recipes.loss_settings(settings)
     int8 = litert.TFLiteStylizer(model_path=int8_path) if int8_path and os.path.isfile(int8_path) else None
     rows = []
     for path in photos:

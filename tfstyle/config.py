@@ -40,6 +40,12 @@ class TrainConfig:
     tv_weight: float = None
     style_layers: tuple = None
     content_layer: str = None
+    style_levels: tuple = None  # pyramid levels of the style loss, e.g. (1, 2, 4); None: the recipe's
+    style_normalize: bool = None  # each Gram term relative to its target's magnitude; None: the recipe's
+    stroke_scale: float = None  # the style image at style_size x this (larger: larger strokes); None: the recipe's
+    noise_stability_weight: float = 0.0  # weight of the output's change under photo noise (stable video)
+    noise_sigma: float = 2.0  # that noise's standard deviation, 0..255
+    shift_stability_weight: float = 0.0  # weight of the output's failure to move with a shifted photo
     vgg_weights: str = "imagenet"
     precision: str = "auto"
     strategy: str = "auto"

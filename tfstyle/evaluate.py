@@ -43,7 +43,7 @@ def evaluate(transformer, loss_network, style_image, photos, weights, sizes=(256
     (``content_weight``, ``style_weight``, ``tv_weight``) the network was trained with.
     """
     gatys_sizes = sizes if gatys_sizes is None else gatys_sizes
-    grams = perceptual.style_grams(loss_network, style_image)
+    grams = perceptual.style_grams(loss_network, style_image, weights.get("style_levels", (1,)))
     score = tf.function(lambda images, targets: perceptual.perceptual_losses(loss_network, images, targets, grams, **weights))
     net = tf.function(lambda images: transformer(images, training=False))
     rows, summary = [], {}

@@ -73,7 +73,7 @@ def stylize(content_image, style_image, loss_network, loss_weights, iterations=3
     if iterations < 1:
         raise GatysError("--iterations must be positive")
     content_image = np.asarray(content_image, np.float32)
-    grams = perceptual.style_grams(loss_network, style_image)
+    grams = perceptual.style_grams(loss_network, style_image, loss_weights.get("style_levels", (1,)))
     objective = Objective(loss_network, content_image, grams, loss_weights)
     if init == "content":
         x0 = content_image.copy()

@@ -25,17 +25,34 @@ def content_loss(features, target_features):
     return tf.reduce_mean(tf.square(diff), axis=[1, 2, 3])
 
 
-def style_loss(features_by_layer, target_grams_by_layer):
+def style_loss(features_by_layer, target_grams_by_layer, normalize=False):
     """Per-image sum over layers of the mean squared error of Gram matrices: [B].
 
     ``target_grams_by_layer`` holds [1, C, C] (one style image, broadcast over the
     batch) or [B, C, C] Gram matrices, keyed like ``features_by_layer``.
+
+    ``normalize`` divides each term by the mean square of its own target, so
+    every term is a relative error: a deep layer's or a coarse level's Gram,
+    whose entries can be 100x another's, does not swamp the rest. A zero
+    target (a row with no style) scores 0.
     """
     total = 0.0
     for name, features in features_by_layer.items():
-        diff = gram_matrix(features) - tf.cast(target_grams_by_layer[name], tf.float32)
-        total += tf.reduce_mean(tf.square(diff), axis=[1, 2])
+        target = tf.cast(target_grams_by_layer[name], tf.float32)
+        term = tf.reduce_mean(tf.square(gram_matrix(features) - target), axis=[1, 2])
+        if normalize:
+            magnitude = tf.reduce_mean(tf.square(target), axis=[1, 2])
+            term = tf.math.divide_no_nan(term, magnitude)
+        total += term
     return total
+
+
+def downsample(images, factor):
+    """[B, H, W, C] images averaged over ``factor`` x ``factor`` blocks (H and W floored): the image
+    seen ``factor`` times smaller, so a VGG layer there covers ``factor`` times more of it."""
+    if factor == 1:
+        return images
+    return tf.nn.avg_pool2d(tf.cast(images, tf.float32), factor, factor, "VALID")
 
 
 def total_variation_loss(images):

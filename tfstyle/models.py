@@ -175,7 +175,8 @@ def trained_loss(weights_path, row=None):
     """``(loss settings, loss network)`` that ``weights_path`` was trained with: from its run's
     ``config.json``, else from its shipped card; ``({}, "")`` when neither says.
 
-    The settings are any of ``recipes.SETTINGS`` the source names. ``row``: a style of a multi-style
+    The settings are any of ``recipes.SETTINGS`` the source names (a loss recorded without the
+    pyramid settings gets ``recipes.SINGLE_SCALE``, what it meant). ``row``: a style of a multi-style
     network, whose ``style_weight`` then carries that style's ``style_scales`` factor.
     """
     config = run_config(weights_path)
@@ -189,6 +190,8 @@ def trained_loss(weights_path, row=None):
         return {}, ""
     if row is not None and "style_weight" in loss:
         loss["style_weight"] *= scales.get(row, 1.0)
+    if "style_weight" in loss:  # a loss recorded before the pyramid settings existed was single-scale
+        loss = {**recipes.SINGLE_SCALE, **loss}
     return loss, network
 
 

@@ -25,10 +25,13 @@ class Recipe:
     style_weight: float
     tv_weight: float
     style_size: int  # longer side of the style image, pixels
+    style_levels: tuple = (1,)  # pyramid levels of the style loss: 2 = the image averaged over 2x2 blocks
+    style_normalize: bool = False  # each Gram term relative to its target's magnitude (losses.style_loss)
+    stroke_scale: float = 1.0  # the style image at style_size x this: 2 paints strokes twice as large
 
     @property
     def loss_weights(self):
-        return {"content_weight": self.content_weight, "style_weight": self.style_weight, "tv_weight": self.tv_weight}
+        return loss_settings(dataclasses.asdict(self))
 
     @property
     def layers(self):
@@ -42,7 +45,15 @@ FULL_VGG19 = Recipe(
     content_weight=7.5, style_weight=100.0, tv_weight=200.0, style_size=512)
 
 BLOCKS_1_TO_3 = Recipe(
-    name="VGG19 blocks 1-3",
+    name="VGG19 blocks 1-3, pyramid",
+    style_layers=("block1_conv1", "block2_conv1", "block3_conv1"),
+    content_layer="block2_conv2",
+    content_weight=100.0, style_weight=1.6e7, tv_weight=50.0, style_size=512,
+    style_levels=(1, 2, 4, 8), style_normalize=True)
+
+# The blocks 1-3 recipe before the pyramid: every style shipped before it was trained with this.
+BLOCKS_1_TO_3_SINGLE_SCALE = Recipe(
+    name="VGG19 blocks 1-3, single scale",
     style_layers=("block1_conv1", "block2_conv1", "block3_conv1"),
     content_layer="block2_conv2",
     content_weight=100.0, style_weight=100.0, tv_weight=50.0, style_size=512)
@@ -62,7 +73,23 @@ def for_weights(vgg_weights):
     return for_layers(vgg.covered_layers(vgg_weights))
 
 
-SETTINGS = ("style_layers", "content_layer", "content_weight", "style_weight", "tv_weight", "style_size")
+SETTINGS = ("style_layers", "content_layer", "content_weight", "style_weight", "tv_weight", "style_size",
+            "style_levels", "style_normalize", "stroke_scale")
+# What a loss that predates the pyramid settings meant by leaving them out.
+SINGLE_SCALE = {"style_levels": (1,), "style_normalize": False, "stroke_scale": 1.0}
+
+
+def loss_settings(settings):
+    """The keyword arguments of ``perceptual.weighted_losses`` (weights, pyramid) among ``settings``."""
+    from tfstyle.perceptual import LOSS_SETTINGS
+
+    return {name: settings[name] for name in LOSS_SETTINGS}
+
+
+def style_image_size(settings):
+    """Longer side (px) of the style image a loss with ``settings`` uses: ``style_size`` x ``stroke_scale``
+    (0 keeps the image's own size)."""
+    return round(settings["style_size"] * settings.get("stroke_scale", 1.0))
 
 
 def complete(vgg_weights, **settings):
@@ -73,4 +100,5 @@ def complete(vgg_weights, **settings):
     recipe = for_weights(vgg_weights)
     filled = {name: getattr(recipe, name) if settings.get(name) is None else settings[name] for name in SETTINGS}
     filled["style_layers"] = tuple(filled["style_layers"])
+    filled["style_levels"] = tuple(int(level) for level in filled["style_levels"])
     return recipe, filled

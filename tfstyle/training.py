@@ -16,6 +16,7 @@ import tensorflow as tf
 from absl import logging
 
 from tfstyle import callbacks as cb
+from tfstyle import loss_terms as lt
 from tfstyle import data, distribution, models, multistyle, recipes, styles, vgg
 from tfstyle.config import MIN_IMAGE_SIZE, TrainConfig  # noqa: F401  (TrainConfig: re-exported)
 from tfstyle.model import StyleTransferModel
@@ -155,12 +156,13 @@ def build_model(config, strategy=None):
     strategy = strategy or tf.distribute.get_strategy()
     config = with_recipe(config)
     multi = is_multi_style(config)
+    style_size = recipes.style_image_size(dataclasses.asdict(config))
     if multi:
         rows, sources, trained, base_path = style_rows(config)
-        style_image = [None if s is None else styles.load_style_image(s, config.style_size) for s in sources]
+        style_image = [None if s is None else styles.load_style_image(s, style_size) for s in sources]
         base = models.load_transformer(base_path) if base_path else None
     else:
-        style_image = styles.load_style_image(config.style, config.style_size)
+        style_image = styles.load_style_image(config.style, style_size)
     with strategy.scope():
         keras.utils.set_random_seed(config.seed)
         arch = architecture(base) if multi and base is not None else {
@@ -168,7 +170,7 @@ def build_model(config, strategy=None):
         transformer = build_transformer(num_styles=len(rows) if multi else None, **arch)
         if config.init_from:  # a resumed run's backup, restored later, takes precedence
             start_from(transformer, config.init_from, rows if multi else None)
-        extra = {}
+        teacher = None
         if config.teacher:
             teacher, source = models.load_network(config.teacher, config.runs_dir)
             if getattr(teacher, "row_names", None):
@@ -176,11 +178,11 @@ def build_model(config, strategy=None):
                                     "single-style teacher")
             logging.info("distilling from %s (%s), distill_weight %g", source, architecture(teacher),
                          config.distill_weight)
-            extra.update(teacher=teacher, distill_weight=config.distill_weight)
+        extra, scales = {}, None
         if multi:
             transformer.row_names = tuple(rows)
             scales = row_style_scales(config, sources)
-            extra.update(row_names=rows, train_rows=trained, style_scales=scales)
+            extra.update(row_names=rows, train_rows=trained)
             if config.style_scales:
                 logging.info("style weight per style: %s", ", ".join(
                     f"{name} {config.style_weight * scale:g}" for name, scale in zip(rows, scales) if scale))
@@ -189,19 +191,35 @@ def build_model(config, strategy=None):
                 for layer in transformer.layers:  # only the style rows learn; the convs stay as they are
                     layer.trainable = isinstance(layer, ConditionalInstanceNormalization)
                 extra["frozen_rows_mask"] = [1.0 if r in trained else 0.0 for r in range(len(rows))]
-        model = StyleTransferModel(
-            transformer,
-            vgg.build_loss_network(config.vgg_weights, config.style_layers, config.content_layer, seed=config.seed),
-            style_image,
-            content_weight=config.content_weight,
-            style_weight=config.style_weight,
-            tv_weight=config.tv_weight,
-            **extra,
-        )
+        loss_network = vgg.build_loss_network(config.vgg_weights, config.style_layers, config.content_layer,
+                                              seed=config.seed)
+        model = StyleTransferModel(transformer, loss_network, loss_terms(config, loss_network, style_image, scales,
+                                                                          teacher), **extra)
         model.compile(optimizer=make_optimizer(config), jit_compile=config.jit_compile)
         model(tf.zeros((1, 32, 32, 3)))  # builds the model, so a backup can be restored into it
         model.optimizer.build(model.transformer.trainable_variables)
     return model
+
+
+def loss_terms(config, loss_network, style_image, row_scales=None, teacher=None):
+    """The terms the training loss sums (``tfstyle.loss_terms``): content, style, TV, and those the config asks for.
+
+    ``style_image``: one [1, H, W, 3] image, or a list with an image or None per style row
+    (``row_scales``: each row's factor on the style weight). ``teacher``: a network to distil.
+    """
+    terms = [
+        lt.ContentTerm(config.content_weight),
+        lt.StyleTerm(config.style_weight, loss_network, style_image, config.style_levels, config.style_normalize,
+                     row_scales),
+        lt.TotalVariationTerm(config.tv_weight),
+    ]
+    if teacher is not None:
+        terms.append(lt.DistillTerm(config.distill_weight, teacher))
+    if config.noise_stability_weight:
+        terms.append(lt.NoiseStabilityTerm(config.noise_stability_weight, config.noise_sigma))
+    if config.shift_stability_weight:
+        terms.append(lt.ShiftStabilityTerm(config.shift_stability_weight))
+    return terms
 
 
 def make_dataset(config, skipped, train_rows=None):

@@ -22,7 +22,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from tfstyle import models, multistyle  # noqa: E402
+from tfstyle import models, multistyle, recipes  # noqa: E402
 from tfstyle.images import list_images  # noqa: E402
 
 REFERENCE_DIR = os.path.join(ROOT, "tests", "data")
@@ -59,8 +59,7 @@ def main(argv=None):
         "summary": args.summary,
         "steps": args.step or config["final_step"],
         "loss_network": os.path.basename(config["vgg_weights"]),
-        "loss": {k: config[k] for k in ("style_layers", "content_layer", "content_weight", "style_weight", "tv_weight",
-                                        "style_size")},
+        "loss": {k: config[k] for k in recipes.SETTINGS if k in config},
         "training": {**{k: config[k] for k in ("image_size", "batch_size", "lr", "lr_schedule", "steps")},
                      "photos": f"{len(list_images(config['data_dir']))} photos of "
                                f"{os.path.join(*config['data_dir'].rstrip(os.sep).split(os.sep)[-2:])}"},

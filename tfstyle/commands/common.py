@@ -44,12 +44,21 @@ def define_loss_network():
     flags.DEFINE_float("tv_weight", None, "Weight of the total-variation loss. Default: the recipe's.", lower_bound=0.0)
     flags.DEFINE_integer("style_size", None, "Longer side of the style image in pixels (0: as is). Default: the recipe's.",
                          lower_bound=0)
+    flags.DEFINE_list("style_levels", None, "Pyramid levels of the style loss: 1 is the image, 2 and 4 the image "
+                      "averaged over 2x2 and 4x4 blocks (larger shapes of the painting). Default: the recipe's.")
+    flags.register_validator("style_levels", lambda v: v is None or all(x.isdigit() and int(x) >= 1 for x in v),
+                             "--style_levels takes whole numbers >= 1, e.g. 1,2,4")
+    flags.DEFINE_bool("style_normalize", None, "Weigh each Gram term by its target's own magnitude, so no layer or "
+                      "level swamps the others. Default: the recipe's.")
+    flags.DEFINE_float("stroke_scale", None, "How large the painting's strokes come out: the style image at "
+                       "--style_size x this (2: strokes twice as large). Default: the recipe's.", lower_bound=0.1)
     flags.DEFINE_integer("seed", DEFAULTS.seed, "Seed for initialization (and the random VGG19).")
 
 
 def loss_settings():
     """The loss flags as keyword arguments (None where unset, for the recipe to fill)."""
-    names = ("vgg_weights", "style_layers", "content_layer", "content_weight", "style_weight", "tv_weight", "style_size")
+    names = ("vgg_weights", "style_layers", "content_layer", "content_weight", "style_weight", "tv_weight", "style_size",
+             "style_levels", "style_normalize", "stroke_scale")
     return {name: getattr(FLAGS, name) for name in names}
 
 

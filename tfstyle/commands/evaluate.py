@@ -71,9 +71,9 @@ def main(argv):
         if os.path.basename(trained_network) == os.path.basename(FLAGS.vgg_weights):
             settings.update({k: v for k, v in trained.items() if settings[k] is None})
         _, loss = recipes.complete(settings.pop("vgg_weights"), **settings)
-        style_image = styles.load_style_image(FLAGS.style, loss["style_size"])
+        style_image = styles.load_style_image(FLAGS.style, recipes.style_image_size(loss))
         loss_network = vgg.build_loss_network(FLAGS.vgg_weights, loss["style_layers"], loss["content_layer"], seed=FLAGS.seed)
-        loss_weights = {k: loss[k] for k in ("content_weight", "style_weight", "tv_weight")}
+        loss_weights = recipes.loss_settings(loss)
         rows, summary = evaluate.evaluate(transformer, loss_network, style_image, photos, loss_weights, sizes,
                                           iterations, gatys_sizes, progress=FLAGS.progress, log=log)
     except (models.ModelError, styles.UnknownStyleError, images.ImageError, vgg.LossNetworkError,

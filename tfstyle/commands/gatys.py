@@ -43,9 +43,9 @@ def main(argv):
         content = images.resize_longer_side(images.load_image(content_path), FLAGS.image_size, upscale=True)
         settings = common.loss_settings()
         _, loss = recipes.complete(settings.pop("vgg_weights"), **settings)
-        style = styles.load_style_image(style_path, loss["style_size"])
+        style = styles.load_style_image(style_path, recipes.style_image_size(loss))
         net = vgg.build_loss_network(FLAGS.vgg_weights, loss["style_layers"], loss["content_layer"], seed=FLAGS.seed)
-        loss_weights = {k: loss[k] for k in ("content_weight", "style_weight", "tv_weight")}
+        loss_weights = recipes.loss_settings(loss)
         image, history = gatys.stylize(content, style, net, loss_weights, FLAGS.iterations, FLAGS.optimizer, FLAGS.lr,
                                        FLAGS.init, FLAGS.seed, FLAGS.log_every, progress=FLAGS.progress)
         images.save_image(output, np.round(image))

@@ -47,6 +47,12 @@ flags.DEFINE_string("teacher", d.teacher, "Distillation: a trained network (styl
                     "SavedModel) whose outputs this one also learns to match.")
 flags.DEFINE_float("distill_weight", d.distill_weight, "Weight of the mean squared pixel difference (0..255) to "
                    "--teacher's output.", lower_bound=0.0)
+flags.DEFINE_float("noise_stability_weight", d.noise_stability_weight, "Stable video: weight of the mean squared "
+                   "change of the output when the photo gets noise of --noise_sigma.", lower_bound=0.0)
+flags.DEFINE_float("noise_sigma", d.noise_sigma, "Standard deviation (0..255) of that noise.", lower_bound=0.0)
+flags.DEFINE_float("shift_stability_weight", d.shift_stability_weight, "Stable video: weight of the mean squared "
+                   "difference between the output of a photo moved by a few pixels and the moved output.",
+                   lower_bound=0.0)
 common.define_runs_dir()
 common.define_loss_network()
 flags.DEFINE_string("data_dir", d.data_dir, "Folder of training photos (searched recursively). Empty: use --dataset.")
