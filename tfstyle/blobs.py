@@ -28,10 +28,7 @@ hold dark strokes but no droplets (docs/RESULTS.md, "Style measures and blobs").
 import dataclasses
 
 import numpy as np
-from PIL import Image
 from scipy import ndimage
-
-from tfstyle.images import resize_longer_side
 
 BLACK = 8.0  # L*
 CLIPPED = 3.0  # L*: a droplet's mean, black clipped (sRGB about 8 of 255)
@@ -108,12 +105,10 @@ def dark_patches(photo, output, min_area_scale=0.25):
     ``photo``: the photo it was stylized from, any size (resized to the output's). Patches
     smaller than ``min_area_scale`` times the droplet minimum are skipped.
     """
+    from tfstyle.measures import fit
+
     h, w = output.shape[:2]
-    if photo.shape[:2] != (h, w):
-        photo = resize_longer_side(photo, max(h, w), upscale=True)
-        if abs(photo.shape[0] - h) > 1 or abs(photo.shape[1] - w) > 1:
-            raise ValueError(f"photo {photo.shape[1]}x{photo.shape[0]} does not have the output's aspect ({w}x{h})")
-        photo = np.asarray(Image.fromarray(photo).resize((w, h), Image.BICUBIC))
+    photo = fit(photo, (h, w))
     unit = min(h, w) / 512
     out_l, photo_l = lightness(output), lightness(photo)
     black = ndimage.binary_opening(out_l < BLACK, structure=_disk(max(1.0, OPEN_RADIUS * unit)))

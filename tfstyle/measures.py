@@ -155,3 +155,41 @@ class Measures:
                 "style_gap_closed_coarse": 1 - after["coarse"] / before["coarse"],
                 "colour_gap_closed": 1 - colour_after / colour_before,
                 "content_moved": self.content_moved(photo, output)}
+
+
+def summarize(measures, pairs):
+    """Means over ``pairs`` of (photo, output) uint8 arrays of every measure, plus the droplets
+    (``tfstyle.blobs``): ``blobs`` in all outputs and ``images_with_blobs``.
+
+    A photo whose size differs from its output's is resized to it first (both keep their aspect).
+    """
+    from tfstyle import blobs
+
+    scores, droplets, images_with = [], 0, 0
+    for photo, output in pairs:
+        photo = fit(photo, output.shape[:2])
+        scores.append(measures.score(photo, output))
+        found = len(blobs.find_blobs(photo, output))
+        droplets += found
+        images_with += bool(found)
+    row = {name: float(np.mean([s[name] for s in scores])) for name in MEASURES}
+    return {**row, "blobs": droplets, "images_with_blobs": images_with, "images": len(scores)}
+
+
+def fit(photo, shape):
+    """``photo`` resized (bicubic) to ``shape`` (H, W) when it is not that size already."""
+    if photo.shape[:2] == tuple(shape):
+        return photo
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(photo).resize((shape[1], shape[0]), Image.BICUBIC))
+
+
+def format_table(rows, label="network"):
+    """A Markdown table of ``summarize`` rows, each with a ``label`` key."""
+    columns = (label, "style gap closed", "fine", "coarse", "colour gap closed", "content moved", "blobs (images)")
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for r in rows:
+        cells = [r[label]] + [f"{r[k]:.2f}" for k in MEASURES] + [f"{r['blobs']} ({r['images_with_blobs']}/{r['images']})"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
