@@ -168,3 +168,30 @@ def test_a_dark_patch_in_a_dark_surrounding_is_no_island():
     output[60:200, 100:300] = 25  # a big dark region (L* ~ 8), the disc in it
     output = draw(output, [("disc", (180, 110, 220, 150), 0)])
     assert blobs.find_blobs(photo, output) == []
+
+
+@pytest.mark.slow
+def test_evaluate_reports_the_measures(tmp_path):
+    import json
+
+    import keras
+
+    from conftest import run_tfstyle
+    from tfstyle.transformer import build_transformer
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(2):
+        Image.fromarray(photo_like(48, 64, seed=i)).save(photos / f"p{i}.png")
+    keras.utils.set_random_seed(0)
+    weights = str(tmp_path / "t.weights.h5")
+    build_transformer().save_weights(weights)
+    out = tmp_path / "eval.md"
+    r = run_tfstyle("evaluate", "--style=mosaic", f"--weights={weights}", f"--images={photos}", "--sizes=32",
+                    "--nogatys", "--vgg_weights=random", "--style_size=64", "--measures", "--measure_size=64",
+                    f"--out={out}")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "| network | style gap closed | fine | coarse | colour gap closed | content moved | blobs (images) |" in r.stdout
+    saved = json.loads((tmp_path / "eval.json").read_text())["style_measures"]
+    assert saved["images"] == 2 and saved["size"] == 64 and set(measures.MEASURES) <= set(saved)
+    assert saved["content_moved"] > 0 and saved["blobs"] >= 0
