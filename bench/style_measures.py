@@ -1,6 +1,7 @@
 """Style measures of stylized pictures: tfstyle's networks, the peer's outputs, Gatys' outputs, on one scale.
 
     python bench/style_measures.py --painting=mosaic --outputs=/tmp/peer/mosaic --label="peer mosaic"
+    python bench/style_measures.py --painting=mosaic --outputs=out/mosaic/float out/mosaic/int8
     python bench/style_measures.py --painting=mosaic --model=tfstyle/pretrained/mosaic.npz --size=384
     python bench/style_measures.py --painting=mosaic --model=saved_models/mosaic_int8.tflite --size=384
 
@@ -10,8 +11,9 @@ tfstyle network, style name or file as ``tfstyle stylize --model`` takes, run on
 at ``--size`` px longer side, a multi-style network on its ``--row``) and scores it
 against the painting with ``tfstyle.measures`` (style gap closed, all / fine / coarse
 scales, colour gap closed, content moved) and ``tfstyle.blobs`` (droplets). Prints one
-JSON line with the means over photos, the CPU and the loss network; ``--markdown`` also
-prints the table row. Score every method with the same ``--vgg_weights`` (the genuine
+JSON line per folder (or model) with the means over photos, the CPU and the loss network;
+``--markdown`` also prints the table rows. Several ``--outputs`` folders share one loss
+network and the photos' own scores. Score every method with the same ``--vgg_weights`` (the genuine
 VGG19 blocks 1-3). The peer's outputs come from bench/peer_outputs.py.
 """
 
@@ -62,11 +64,11 @@ def main():
     p.add_argument("--painting", required=True, help="bundled style name or a painting's path")
     p.add_argument("--photos", default=os.path.join("..", "shared", "data", "content", "eval"))
     source = p.add_mutually_exclusive_group(required=True)
-    source.add_argument("--outputs", help="folder of stylized pictures named like the photos")
+    source.add_argument("--outputs", nargs="+", help="folders of stylized pictures named like the photos")
     source.add_argument("--model", help="a tfstyle network (weights, SavedModel, .tflite or style name)")
     p.add_argument("--row", default="", help="the style row of a multi-style --model")
     p.add_argument("--size", type=int, default=384, help="longer side for --model, in pixels")
-    p.add_argument("--label", default="", help="the row's name (default: --outputs or --model)")
+    p.add_argument("--label", action="append", default=[], help="a row's name, once per row (default: the folder or model)")
     p.add_argument("--vgg_weights", default=DEFAULT_VGG)
     p.add_argument("--max_images", type=int, default=0)
     p.add_argument("--markdown", action="store_true", help="also print the Markdown table row on stderr")
@@ -78,18 +80,22 @@ def main():
             raise FileNotFoundError(f"{args.photos}: no images")
         painting = images.load_image(styles.resolve_style(args.painting))
         scorer = measures.Measures(measures.loss_network(args.vgg_weights), painting)
-        pairs = (model_outputs(args.model, args.row, args.size, photos) if args.model
-                 else folder_outputs(args.outputs, photos))
-        row = measures.summarize(scorer, pairs)
-    except (FileNotFoundError, images.ImageError, styles.UnknownStyleError) as e:
+        sources = [args.model] if args.model else args.outputs
+        if args.label and len(args.label) != len(sources):
+            raise ValueError(f"{len(args.label)} --label for {len(sources)} rows")
+        for i, source in enumerate(sources):
+            pairs = (model_outputs(source, args.row, args.size, photos) if args.model
+                     else folder_outputs(source, photos))
+            row = measures.summarize(scorer, pairs)
+            label = args.label[i] if args.label else source
+            common.emit({"bench": "style_measures", "label": label, "painting": styles.style_name(args.painting),
+                         "source": source, "row": args.row or None, "size": args.size if args.model else None,
+                         "photos": args.photos, "vgg_weights": os.path.basename(args.vgg_weights), **row,
+                         **common.machine()})
+            if args.markdown:
+                print(measures.format_table([{**row, "network": label}]).splitlines()[-1], file=sys.stderr)
+    except (FileNotFoundError, ValueError, images.ImageError, styles.UnknownStyleError) as e:
         sys.exit(f"error: {e}")
-    label = args.label or args.model or args.outputs
-    record = {"bench": "style_measures", "label": label, "painting": styles.style_name(args.painting),
-              "source": args.model or args.outputs, "row": args.row or None, "size": args.size if args.model else None,
-              "photos": args.photos, "vgg_weights": os.path.basename(args.vgg_weights), **row, **common.machine()}
-    common.emit(record)
-    if args.markdown:
-        print(measures.format_table([{**row, "network": label}]).splitlines()[-1], file=sys.stderr)
 
 
 if __name__ == "__main__":
