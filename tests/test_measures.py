@@ -102,6 +102,8 @@ def test_score_refuses_outputs_of_another_size(network, painting):
     m = measures.Measures(network, painting, painting_size=128)
     with pytest.raises(ValueError, match="differ in size"):
         m.score(photo_like(96, 128), photo_like(64, 128))
+    with pytest.raises(ValueError, match="at least 32 px"):
+        m.score(photo_like(24, 128), photo_like(24, 128))
 
 
 # ----------------------------------------------------------------------------- droplets
@@ -204,3 +206,31 @@ def test_evaluate_reports_the_measures(tmp_path):
     saved = json.loads((tmp_path / "eval.json").read_text())["style_measures"]
     assert saved["images"] == 2 and saved["size"] == 64 and set(measures.MEASURES) <= set(saved)
     assert saved["content_moved"] > 0 and saved["blobs"] >= 0
+
+
+@pytest.mark.slow
+def test_bench_scores_folders_of_outputs(tmp_path):
+    """bench/style_measures.py: one JSON line per folder; outputs are matched to photos by name, suffix allowed."""
+    import json
+    import os
+
+    from conftest import REPO, run_python
+
+    photos, same, shifted = tmp_path / "photos", tmp_path / "same", tmp_path / "shifted"
+    for d in (photos, same, shifted):
+        d.mkdir()
+    for i in range(2):
+        photo = photo_like(48, 64, seed=i)
+        Image.fromarray(photo).save(photos / f"p{i}.png")
+        Image.fromarray(photo).save(same / f"p{i}_styled.png")
+        Image.fromarray(np.clip(photo.astype(int) + 60, 0, 255).astype(np.uint8)).resize((48, 36)).save(shifted / f"p{i}.png")
+    r = run_python(os.path.join(REPO, "bench", "style_measures.py"), "--painting=mosaic", f"--photos={photos}",
+                   "--outputs", str(same), str(shifted), "--vgg_weights=random", "--label=same", "--label=shifted")
+    assert r.returncode == 0, r.stderr[-3000:]
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [ln["label"] for ln in lines] == ["same", "shifted"] and all(ln["images"] == 2 for ln in lines)
+    assert lines[0]["style_gap_closed"] == pytest.approx(0.0, abs=1e-6) and lines[0]["content_moved"] == 0.0
+    assert lines[1]["content_moved"] > 0 and lines[1]["colour_gap_closed"] != 0.0
+    r = run_python(os.path.join(REPO, "bench", "style_measures.py"), "--painting=mosaic", f"--photos={photos}",
+                   "--outputs", str(tmp_path), "--vgg_weights=random")
+    assert r.returncode == 1 and r.stderr.strip().splitlines()[-1].startswith(f"error: {tmp_path}: no output for p0.png")

@@ -40,6 +40,7 @@ PROJECTIONS = 64
 QUANTILES = 256
 COLOUR_SAMPLE = 65536  # pixels; larger images are subsampled at fixed seeded positions
 SEED = 0
+MIN_SIDE = 32  # pixels: at 1/8 scale relu3_1 (after two 2x poolings) still has a pixel
 MEASURES = ("style_gap_closed", "style_gap_closed_fine", "style_gap_closed_coarse", "colour_gap_closed",
             "content_moved")
 
@@ -150,6 +151,9 @@ class Measures:
         if photo.shape != output.shape:
             raise ValueError(f"photo {photo.shape[1]}x{photo.shape[0]} and output {output.shape[1]}x{output.shape[0]} "
                              "differ in size")
+        if min(photo.shape[:2]) < MIN_SIDE:
+            raise ValueError(f"{photo.shape[1]}x{photo.shape[0]} is too small for the style measures: "
+                             f"they need at least {MIN_SIDE} px on each side")
         key = hashlib.sha1(np.ascontiguousarray(photo).tobytes()).hexdigest()
         if key not in self._photo_gaps:
             self._photo_gaps[key] = (self.style_distance(photo), sliced_wasserstein(photo, self.painting_colours))
