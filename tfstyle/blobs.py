@@ -142,7 +142,7 @@ def dark_patches(photo, output, min_area_scale=0.25):
         near = ndimage.binary_dilation(inside, structure=edge) & ~inside
         out_in, photo_in = out_l[y0:y1, x0:x1][inside], photo_l[y0:y1, x0:x1][inside]
         ring_l = float(np.median(out_l[y0:y1, x0:x1][ring])) if ring.any() else float(out_in.mean())
-        edge_l = float(np.median(out_l[y0:y1, x0:x1][near]))
+        edge_l = float(np.median(out_l[y0:y1, x0:x1][near])) if near.any() else ring_l
         yy, xx = np.nonzero(inside)
         elongation, fill = _shape(inside)
         patches.append(Patch(x=int(xx.mean()) + x0, y=int(yy.mean()) + y0,
