@@ -34,9 +34,9 @@ DEFAULT_VGG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fil
 def matching_output(folder, photo_path):
     """The picture in ``folder`` whose name is the photo's stem (plus any suffix), or None."""
     stem = os.path.splitext(os.path.basename(photo_path))[0]
-    found = [p for p in images.list_images(folder) if os.path.basename(p).startswith(stem)]
-    exact = [p for p in found if os.path.splitext(os.path.basename(p))[0] == stem]
-    return (exact or sorted(found) or [None])[0]
+    names = sorted(n for n in os.listdir(folder) if n.lower().endswith(images.IMAGE_EXTENSIONS) and n.startswith(stem))
+    exact = [n for n in names if os.path.splitext(n)[0] == stem]
+    return os.path.join(folder, (exact or names)[0]) if names else None
 
 
 def model_outputs(spec, row, size, photos):
@@ -52,6 +52,8 @@ def model_outputs(spec, row, size, photos):
 
 
 def folder_outputs(folder, photos):
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"{folder}: no such directory")
     for path in photos:
         output = matching_output(folder, path)
         if output is None:

@@ -231,6 +231,7 @@ def test_bench_scores_folders_of_outputs(tmp_path):
     assert [ln["label"] for ln in lines] == ["same", "shifted"] and all(ln["images"] == 2 for ln in lines)
     assert lines[0]["style_gap_closed"] == pytest.approx(0.0, abs=1e-6) and lines[0]["content_moved"] == 0.0
     assert lines[1]["content_moved"] > 0 and lines[1]["colour_gap_closed"] != 0.0
+    (tmp_path / "empty").mkdir()
     r = run_python(os.path.join(REPO, "bench", "style_measures.py"), "--painting=mosaic", f"--photos={photos}",
-                   "--outputs", str(tmp_path), "--vgg_weights=random")
-    assert r.returncode == 1 and r.stderr.strip().splitlines()[-1].startswith(f"error: {tmp_path}: no output for p0.png")
+                   "--outputs", str(tmp_path / "empty"), "--vgg_weights=random")
+    assert r.returncode == 1 and r.stderr.strip().splitlines()[-1] == f"error: {tmp_path / 'empty'}: no output for p0.png"
