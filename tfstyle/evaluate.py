@@ -13,6 +13,8 @@ and TV terms, training weights):
 and prints and saves a table of the means over photos, plus, per size, the
 number of L-BFGS iterations after which Gatys' loss falls below the
 network's (the "equivalent iterations" of Johnson et al., Fig. 5).
+``style_measures`` scores the network's outputs with ``tfstyle.measures`` and
+``tfstyle.blobs`` instead of the training loss.
 """
 
 import statistics
@@ -21,7 +23,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from tfstyle import gatys, perceptual
+from tfstyle import gatys, measures, perceptual
 from tfstyle import images as image_io
 
 COLUMNS = ("method", "size", "iterations", "images", "content", "style", "tv", "total", "seconds_per_image")
@@ -94,6 +96,20 @@ def evaluate(transformer, loss_network, style_image, photos, weights, sizes=(256
                 "max_iterations": max_iterations,
             }
     return rows, summary
+
+
+def style_measures(transformer, scorer, photos, size):
+    """``measures.summarize`` of the network's outputs on ``photos`` (name, uint8) at ``size`` px longer side;
+    ``scorer``: a ``measures.Measures`` for the style's painting."""
+    net = tf.function(lambda images: transformer(images, training=False))
+
+    def pairs():
+        for _, photo in photos:
+            image = image_io.resize_longer_side(photo, size, upscale=True)
+            output = net(tf.constant(image.astype(np.float32)[None]))[0].numpy()
+            yield image, np.clip(np.round(output), 0, 255).astype(np.uint8)
+
+    return measures.summarize(scorer, pairs())
 
 
 def format_table(rows):

@@ -9,6 +9,10 @@ network's output, and Gatys' L-BFGS optimization after each of
 --gatys_iterations. Prints and saves a table of the means over photos and the
 "equivalent iterations" at which Gatys gets below the network. A multi-style
 network (--weights) is scored on its --style row, at that style's weight.
+
+--measures adds the style measures (tfstyle.measures: style gap closed, colour gap
+closed, content moved; tfstyle.blobs: droplets) of the network's outputs at
+--measure_size against the style's painting, with --vgg_weights (blocks 1-3 suffice).
 """
 
 import os
@@ -30,6 +34,8 @@ flags.DEFINE_bool("gatys", True, "Run Gatys (--nogatys scores the network only).
 flags.DEFINE_string("out", "", "Where to save the table (.md; a .json goes beside it). "
                     "Default: <runs_dir>/<style>/evaluation.md.")
 flags.DEFINE_bool("progress", False, "Progress bars for Gatys.")
+flags.DEFINE_bool("measures", False, "Also report the style measures and droplets (tfstyle.measures, tfstyle.blobs).")
+flags.DEFINE_integer("measure_size", 384, "Longer side of the photos for --measures, in pixels.", lower_bound=32)
 FLAGS = flags.FLAGS
 
 
@@ -52,7 +58,7 @@ def main(argv):
     import json
     import sys
 
-    from tfstyle import evaluate, images, models, multistyle, recipes, styles, vgg
+    from tfstyle import evaluate, images, measures, models, multistyle, recipes, styles, vgg
 
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     try:
@@ -76,6 +82,11 @@ def main(argv):
         loss_weights = recipes.loss_settings(loss)
         rows, summary = evaluate.evaluate(transformer, loss_network, style_image, photos, loss_weights, sizes,
                                           iterations, gatys_sizes, progress=FLAGS.progress, log=log)
+        scored = None
+        if FLAGS.measures:
+            painting = images.load_image(styles.resolve_style(FLAGS.style))
+            scorer = measures.Measures(measures.loss_network(FLAGS.vgg_weights), painting)
+            scored = evaluate.style_measures(transformer, scorer, photos, FLAGS.measure_size)
     except (models.ModelError, styles.UnknownStyleError, images.ImageError, vgg.LossNetworkError,
             multistyle.StyleWeightsError, FileNotFoundError) as e:
         common.fail(e)
@@ -85,6 +96,10 @@ def main(argv):
             f"{loss['content_weight']:g}, style {loss['style_weight']:g}, TV {loss['tv_weight']:g}; style image "
             f"{loss['style_size']} px), {len(photos)} photos from {FLAGS.images}; means over photos.\n\n"
             f"{table}\n\n{evaluate.format_summary(summary)}\n")
+    if scored:
+        text += (f"\nStyle measures at {FLAGS.measure_size} px against the painting (tfstyle.measures; blobs: "
+                 f"droplets, tfstyle.blobs), means over photos:\n\n"
+                 f"{measures.format_table([{**scored, 'network': 'tfstyle'}])}\n")
     print(text)
     out = FLAGS.out or os.path.join(FLAGS.runs_dir, styles.style_name(FLAGS.style), "evaluation.md")
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
@@ -94,5 +109,6 @@ def main(argv):
         json.dump({"style": FLAGS.style, "weights": weights_path, "vgg_weights": FLAGS.vgg_weights,
                    "loss": {k: list(v) if isinstance(v, tuple) else v for k, v in loss.items()},
                    "photos": [n for n, _ in photos], "rows": rows,
-                   "equivalent_iterations": {str(k): v for k, v in summary.items()}}, f, indent=1)
+                   "equivalent_iterations": {str(k): v for k, v in summary.items()},
+                   "style_measures": scored and {**scored, "size": FLAGS.measure_size}}, f, indent=1)
     log(f"wrote {out}")
