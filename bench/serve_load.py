@@ -6,15 +6,18 @@
     python bench/serve_load.py --url=http://127.0.0.1:8501 --model=mosaic   # a server already running
     python bench/serve_load.py --quick                           # a tiny run (used by the tests)
 
-For each model and each ``--clients`` count, a fresh server (default flags plus ``--server_flags``)
-gets ``--requests`` predict requests from that many client threads, each a ``--size`` photo (PNG,
-base64 JSON) to the ``stylize_bytes`` signature, bounded by ``--max_seconds``. Then the same photos
-go through the SavedModel's ``stylize_bytes`` in this process, with 1 and with ``--inprocess_threads``
-threads; the faster is the reference. Prints one JSON line per model and client count: throughput,
-p50 / p99 latency, errors by HTTP status, the server's peak RSS (VmHWM, when this script started
-it), the in-process figures and the server's shortfall in % (1 - server over in-process
-throughput). Only loopback URLs are accepted. Without ``--model_base_path`` the model is a freshly
-initialized transformer: speed does not depend on the weights.
+For each model and each ``--clients`` count, a fresh server of that model alone (default flags plus
+``--server_flags``) gets ``--requests`` predict requests from that many client threads, each a ``--size`` photo (PNG,
+base64 JSON) to the ``stylize_bytes`` signature, bounded by ``--max_seconds``. Just before and just
+after each server run, the same photos go through the SavedModel's ``stylize_bytes`` in this process,
+as many times, from as many threads as there are clients, at most ``--inprocess_threads`` (the
+server's ``--max_concurrent`` default: it runs no more model calls at once);
+the mean of the two is the reference, so a change in the machine's load during the run shows as
+their spread. Prints one JSON line per model and client count: throughput, p50 / p99 latency,
+errors by HTTP status, the server's peak RSS (VmHWM, when this script started it), the in-process
+figures and the server's shortfall in % (1 - server over in-process throughput). Only loopback URLs
+are accepted. Without ``--model_base_path`` the model is a freshly initialized transformer: speed
+does not depend on the weights.
 """
 
 import argparse
@@ -70,15 +73,17 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_server(base, server_flags, log):
+def start_server(base, model, server_flags, log):
+    """A server of ``model`` alone (``<base>/<model>/<version>``), as TF Serving's ``--model_name``."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "tfstyle", "serve", f"--model_base_path={base}", f"--port={port}",
-                             *server_flags], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen([sys.executable, "-m", "tfstyle", "serve", f"--model_base_path={os.path.join(base, model)}",
+                             f"--model_name={model}", f"--port={port}", *server_flags], cwd=REPO, stdout=log,
+                            stderr=subprocess.STDOUT,
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPO})
     return proc, f"http://127.0.0.1:{port}"
 
 
-def wait_ready(url, model, proc, timeout=300):
+def wait_ready(url, model, proc, timeout=600):
     """Seconds until ``model`` is AVAILABLE on the server at ``url``."""
     start = time.monotonic()
     while time.monotonic() < start + timeout:
@@ -91,7 +96,7 @@ def wait_ready(url, model, proc, timeout=300):
         except OSError:
             pass
         time.sleep(0.2)
-    raise SystemExit(f"error: {url} did not serve model {model} within {timeout} s")
+    raise SystemExit(f"error: {url} did not serve {model} within {timeout} s")
 
 
 def post_or_get(url, method, path, body=None, conn=None):
@@ -170,11 +175,9 @@ def load_server(url, model, clients, files, requests, max_seconds):
     return run_clients(clients, files, requests, max_seconds, call)
 
 
-def load_inprocess(model_dir, files, requests, threads, max_seconds):
-    """(runs per second, p50 ms) of the SavedModel's ``stylize_bytes`` from ``threads`` threads here."""
+def load_inprocess(signature, files, requests, threads, max_seconds):
+    """(runs per second, p50 ms) of a SavedModel's ``stylize_bytes`` from ``threads`` threads here."""
     import tensorflow as tf
-
-    signature = tf.saved_model.load(model_dir).signatures["stylize_bytes"]
 
     def call(state, data):
         signature(image_bytes=tf.constant([data]))["stylized_bytes"].numpy()
@@ -201,8 +204,8 @@ def main(argv=None):
     parser.add_argument("--size", default="256x171", help="photo WIDTHxHEIGHT in pixels")
     parser.add_argument("--photos_dir", default=DEFAULT_PHOTOS)
     parser.add_argument("--server_flags", default="", help="more `tfstyle serve` flags, e.g. '--enable_batching'")
-    parser.add_argument("--inprocess_threads", type=int, default=2, help="in-process threads besides 1 (the "
-                        "server's --max_concurrent default)")
+    parser.add_argument("--inprocess_threads", type=int, default=2, help="most threads of the in-process "
+                        "reference (the server's --max_concurrent default)")
     parser.add_argument("--quick", action="store_true", help="2 clients, 4 requests of 64x43 photos")
     args = parser.parse_args(argv)
     if args.quick:
@@ -227,25 +230,35 @@ def main(argv=None):
         for model in models:
             export.export_savedmodel(build_transformer(), base, model)
 
+    import tensorflow as tf
+
     for model in models:
-        rows = []
+        signature = None
+        if base:
+            versions = [v for v in os.listdir(os.path.join(base, model)) if v.isdigit()]
+            model_dir = os.path.join(base, model, max(versions, key=int))  # the version the server serves
+            signature = tf.saved_model.load(model_dir).signatures["stylize_bytes"]
         for clients in client_counts:
+            local, threads = [], min(clients, args.inprocess_threads)
+            if signature is not None:
+                local.append(load_inprocess(signature, files, args.requests, threads, args.max_seconds))
             proc, url = None, args.url.rstrip("/")
             log = open(os.path.join(tmp.name, f"serve_{model}_{clients}.log"), "w")
             if not args.url:
-                proc, url = start_server(base, server_flags, log)
+                proc, url = start_server(base, model, server_flags, log)
             try:
                 ready_s = wait_ready(url, model, proc)
                 latencies, errors, wall = load_server(url, model, clients, files, args.requests, args.max_seconds)
                 peak, rss = (rss_mb(proc.pid), rss_mb(proc.pid, "VmRSS")) if proc else (None, None)
-                version = json.loads(post_or_get(url, "GET", f"/v1/models/{model}/metadata")[1])["model_spec"]["version"]
             finally:
                 if proc:
                     proc.terminate()
                     proc.wait(30)
                 log.close()
+            if signature is not None:
+                local.append(load_inprocess(signature, files, args.requests, threads, args.max_seconds))
             throughput = len(latencies) / wall if wall else 0
-            rows.append({
+            row = {
                 "bench": "serve_load", **common.machine(), "model": model, "size": f"{width}x{height}",
                 "clients": clients, "server_flags": args.server_flags, "requests": len(latencies) + len(errors),
                 "ok": len(latencies), "errors": len(errors), "errors_by_status": error_counts(errors),
@@ -253,20 +266,12 @@ def main(argv=None):
                 "throughput_rps": round(throughput, 3), "p50_ms": percentile(latencies, 50),
                 "p99_ms": percentile(latencies, 99), "server_ready_s": round(ready_s, 1) if proc else None,
                 "server_peak_rss_mb": peak, "server_rss_after_mb": rss, "weights": weights, "quick": args.quick,
-            })
-        local = {}
-        if base:
-            model_dir = os.path.join(base, model, version)
-            for threads in sorted({1, args.inprocess_threads}):
-                local[threads] = load_inprocess(model_dir, files, args.requests, threads, args.max_seconds)
-        best = max(local, key=lambda t: local[t][0]) if local else None
-        for row in rows:
-            if best is not None:
-                rps = local[best][0]
-                row.update({"inprocess_rps": round(rps, 3), "inprocess_threads": best,
-                            "inprocess_p50_ms": local[best][1],
-                            "inprocess_rps_by_threads": {str(t): round(v[0], 3) for t, v in local.items()},
-                            "shortfall_pct": round((1 - row["throughput_rps"] / rps) * 100, 1)})
+            }
+            if local:
+                rps = (local[0][0] + local[1][0]) / 2
+                row.update({"inprocess_threads": threads, "inprocess_rps": round(rps, 3),
+                            "inprocess_rps_before_after": [round(local[0][0], 3), round(local[1][0], 3)],
+                            "inprocess_p50_ms": local[1][1], "shortfall_pct": round((1 - throughput / rps) * 100, 1)})
             common.emit(row)
 
 

@@ -62,8 +62,8 @@ class Job:
 def batch_key(servable, signature, arrays):
     """(key, rows): requests with equal keys can be concatenated on their first dimension.
 
-    The key is None when some input has no batch dimension in the signature (``servable.inputs``)
-    or the inputs disagree on their number of rows.
+    The key is None (and rows 1) when some input has no batch dimension in the signature
+    (``servable.inputs``) or the inputs disagree on their number of rows.
     """
     specs = servable.inputs[signature]
     rows = {arrays[name].shape[0] if arrays[name].ndim else None for name in arrays}
@@ -98,8 +98,8 @@ class PredictQueue:
         """Admits one prediction for the ``with`` block and yields its deadline (``time.monotonic``);
         raises ``Overloaded`` 429 when ``max_concurrent + max_queued`` are already admitted."""
         if self.admitted >= self.max_concurrent + self.max_queued:
-            raise Overloaded(429, f"server busy: {self.running} predictions running and {len(self.waiting)} "
-                                  f"waiting (--max_concurrent={self.max_concurrent}, "
+            raise Overloaded(429, f"server busy: {self.running} model calls running and {len(self.waiting)} "
+                                  f"predictions waiting (--max_concurrent={self.max_concurrent}, "
                                   f"--max_queued={self.max_queued}); retry later", self.retry_after())
         self.admitted += 1
         try:
@@ -116,7 +116,8 @@ class PredictQueue:
         """``finish(outputs)`` of this prediction once a worker has run it (raises what they raise);
         ``Overloaded`` 503 when no worker took it before ``deadline``."""
         loop = asyncio.get_running_loop()
-        key, rows = batch_key(servable, signature, arrays) if self.batching else (None, 1)
+        key, rows = batch_key(servable, signature, arrays)
+        key = key if self.batching else None
         job = Job(servable, signature, arrays, finish, key, rows, time.monotonic(), loop.create_future(),
                   loop.create_future())
         self.waiting.append(job)

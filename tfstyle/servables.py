@@ -11,8 +11,8 @@ highest version that loads. A newer version that fails to load is reported
 (state ``END``, with the error) and the previous one keeps serving; it is
 retried when its folder changes. Older versions are unloaded once a newer one
 is available. ``ModelRegistry.poll`` does one scan; the server calls it
-periodically from a background thread. Loads run on their own threads, several
-models at once; a version is ``LOADING`` until it is ``AVAILABLE`` (TF Serving's states).
+periodically from a background thread. Loads run on their own thread(s), so the
+server answers meanwhile; a version is ``LOADING`` until it is ``AVAILABLE`` (TF Serving's states).
 
 With ``prefer_tflite_model`` (TF Serving's flag of that name), a version folder that
 holds ``model.tflite`` is served from it through LiteRT (``TFLiteServable``): its
@@ -189,13 +189,14 @@ class ModelRegistry:
     """Models under ``base_path`` (every model folder, or just ``model_name`` whose versions are in base_path).
 
     ``poll`` only looks at folders; loads run on ``load_threads`` threads (TF Serving's
-    ``--num_load_threads``), several models at once, one version per model at a time, so a
-    server answers while its models load: their state is ``LOADING`` until ``AVAILABLE``.
+    ``--num_load_threads``), one version per model at a time, so a server answers while its
+    models load: their state is ``LOADING`` until ``AVAILABLE``. One thread by default: loading a
+    SavedModel is mostly Python, and two loads on a busy 2-core machine held each other up (the GIL).
     Thread-safe: ``poll`` and loads change the registry, lookups run in other threads.
     ``loader(name, version, path)`` builds a servable (``Servable`` by default).
     """
 
-    def __init__(self, base_path, model_name=None, loader=Servable, load_threads=2):
+    def __init__(self, base_path, model_name=None, loader=Servable, load_threads=1):
         from concurrent.futures import ThreadPoolExecutor
 
         self.base_path = os.path.abspath(base_path)

@@ -264,7 +264,7 @@ def poll_forever(registry, seconds, stop):
 
 
 def run(base_path, model_name=None, host="127.0.0.1", port=8501, poll_seconds=2.0, limits=Limits(),
-        prefer_tflite_model=False, load_threads=2):
+        prefer_tflite_model=False, load_threads=1):
     """Serves the models under ``base_path`` until interrupted; picks up new versions every ``poll_seconds``.
 
     Listens at once; the models load in the background on ``load_threads`` threads.

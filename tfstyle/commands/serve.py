@@ -34,8 +34,9 @@ flags.DEFINE_bool("enable_batching", False, "As TF Serving's flag: run waiting r
 flags.DEFINE_integer("max_batch_size", 8, "With --enable_batching: most images per model call.")
 flags.DEFINE_integer("batch_timeout_micros", 0, "With --enable_batching: how long a free worker waits for a batch "
                      "to fill (TF Serving's batching parameter; 0: run what is waiting).")
-flags.DEFINE_integer("num_load_threads", 2, "As TF Serving's flag: models loaded at once, in the background; "
-                     "status answers LOADING meanwhile and predicts wait for their model.")
+flags.DEFINE_integer("num_load_threads", 1, "As TF Serving's flag: models loaded at once, in the background; "
+                     "status answers LOADING meanwhile and predicts wait for their model. Loading a SavedModel is "
+                     "mostly Python (the GIL): more threads rarely help.")
 FLAGS = flags.FLAGS
 
 
