@@ -6,18 +6,18 @@
     python bench/serve_load.py --url=http://127.0.0.1:8501 --model=mosaic   # a server already running
     python bench/serve_load.py --quick                           # a tiny run (used by the tests)
 
-For each model and each ``--clients`` count, a fresh server of that model alone (default flags plus
-``--server_flags``) gets ``--requests`` predict requests from that many client threads, each a ``--size`` photo (PNG,
-base64 JSON) to the ``stylize_bytes`` signature, bounded by ``--max_seconds``. Just before and just
-after each server run, the same photos go through the SavedModel's ``stylize_bytes`` in this process,
-as many times, from as many threads as there are clients, at most ``--inprocess_threads`` (the
-server's ``--max_concurrent`` default: it runs no more model calls at once);
-the mean of the two is the reference, so a change in the machine's load during the run shows as
-their spread. Prints one JSON line per model and client count: throughput, p50 / p99 latency,
-errors by HTTP status, the server's peak RSS (VmHWM, when this script started it), the in-process
-figures and the server's shortfall in % (1 - server over in-process throughput). Only loopback URLs
-are accepted. Without ``--model_base_path`` the model is a freshly initialized transformer: speed
-does not depend on the weights.
+For each model and each ``--clients`` count, a fresh server of every model in ``--model_base_path``
+(default flags plus ``--server_flags``; the run starts once all are AVAILABLE) gets ``--requests``
+predict requests from that many client threads, each a ``--size`` photo (PNG, base64 JSON) to the
+``stylize_bytes`` signature, bounded by ``--max_seconds``. Just before and just after each server
+run, the same photos go through the SavedModel's ``stylize_bytes`` in this process, as many times,
+from ``--inprocess_threads`` threads (the server's ``--max_concurrent`` default: it runs that many
+model calls at once); the mean of the two is the reference, and a change in the machine's load
+during the run shows as their spread. Prints one JSON line per model and client count: throughput,
+p50 / p99 latency, errors by HTTP status, the server's peak RSS (VmHWM, when this script started
+it), the in-process figures and the server's shortfall in % (1 - server over in-process
+throughput). Only loopback URLs are accepted. Without ``--model_base_path`` the model is a freshly
+initialized transformer: speed does not depend on the weights.
 """
 
 import argparse
@@ -73,30 +73,31 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_server(base, model, server_flags, log):
-    """A server of ``model`` alone (``<base>/<model>/<version>``), as TF Serving's ``--model_name``."""
+def start_server(base, server_flags, log):
+    """A server of every model under ``base``."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "tfstyle", "serve", f"--model_base_path={os.path.join(base, model)}",
-                             f"--model_name={model}", f"--port={port}", *server_flags], cwd=REPO, stdout=log,
-                            stderr=subprocess.STDOUT,
+    proc = subprocess.Popen([sys.executable, "-m", "tfstyle", "serve", f"--model_base_path={base}", f"--port={port}",
+                             *server_flags], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPO})
     return proc, f"http://127.0.0.1:{port}"
 
 
-def wait_ready(url, model, proc, timeout=600):
-    """Seconds until ``model`` is AVAILABLE on the server at ``url``."""
+def wait_ready(url, models, proc, timeout=600):
+    """Seconds until every one of ``models`` is AVAILABLE on the server at ``url`` (models load in the
+    background: the run must not share the CPU with loads)."""
     start = time.monotonic()
     while time.monotonic() < start + timeout:
         if proc is not None and proc.poll() is not None:
             raise SystemExit(f"error: the server exited with status {proc.returncode}")
         try:
-            status, body = post_or_get(url, "GET", f"/v1/models/{model}")
-            if status == 200 and json.loads(body)["model_version_status"][0]["state"] == "AVAILABLE":
+            replies = [post_or_get(url, "GET", f"/v1/models/{model}") for model in models]
+            if all(status == 200 and json.loads(body)["model_version_status"][0]["state"] == "AVAILABLE"
+                   for status, body in replies):
                 return time.monotonic() - start
         except OSError:
             pass
         time.sleep(0.2)
-    raise SystemExit(f"error: {url} did not serve {model} within {timeout} s")
+    raise SystemExit(f"error: {url} did not serve {', '.join(models)} within {timeout} s")
 
 
 def post_or_get(url, method, path, body=None, conn=None):
@@ -204,8 +205,8 @@ def main(argv=None):
     parser.add_argument("--size", default="256x171", help="photo WIDTHxHEIGHT in pixels")
     parser.add_argument("--photos_dir", default=DEFAULT_PHOTOS)
     parser.add_argument("--server_flags", default="", help="more `tfstyle serve` flags, e.g. '--enable_batching'")
-    parser.add_argument("--inprocess_threads", type=int, default=2, help="most threads of the in-process "
-                        "reference (the server's --max_concurrent default)")
+    parser.add_argument("--inprocess_threads", type=int, default=2, help="threads of the in-process reference "
+                        "(the server's --max_concurrent default)")
     parser.add_argument("--quick", action="store_true", help="2 clients, 4 requests of 64x43 photos")
     args = parser.parse_args(argv)
     if args.quick:
@@ -239,15 +240,16 @@ def main(argv=None):
             model_dir = os.path.join(base, model, max(versions, key=int))  # the version the server serves
             signature = tf.saved_model.load(model_dir).signatures["stylize_bytes"]
         for clients in client_counts:
-            local, threads = [], min(clients, args.inprocess_threads)
+            local, threads = [], args.inprocess_threads
             if signature is not None:
                 local.append(load_inprocess(signature, files, args.requests, threads, args.max_seconds))
             proc, url = None, args.url.rstrip("/")
             log = open(os.path.join(tmp.name, f"serve_{model}_{clients}.log"), "w")
             if not args.url:
-                proc, url = start_server(base, model, server_flags, log)
+                proc, url = start_server(base, server_flags, log)
             try:
-                ready_s = wait_ready(url, model, proc)
+                served = sorted(n for n in os.listdir(base) if os.path.isdir(os.path.join(base, n))) if proc else [model]
+                ready_s = wait_ready(url, served, proc)
                 latencies, errors, wall = load_server(url, model, clients, files, args.requests, args.max_seconds)
                 peak, rss = (rss_mb(proc.pid), rss_mb(proc.pid, "VmRSS")) if proc else (None, None)
             finally:
