@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -91,8 +92,9 @@ def decode_png(value):
 
 
 @contextlib.contextmanager
-def running_server(base, log_path, *flags, model="mosaic", timeout=180):
-    """Starts ``python -m tfstyle serve`` on a free loopback port; yields its base URL once ``model`` answers."""
+def running_server(base, log_path, *flags, timeout=180):
+    """Starts ``python -m tfstyle serve`` on a free loopback port; yields its port once every model
+    folder in ``base`` is AVAILABLE (models load in the background)."""
     port = free_port()
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPO}
     with open(log_path, "w") as log:
@@ -105,7 +107,7 @@ def running_server(base, log_path, *flags, model="mosaic", timeout=180):
             if proc.poll() is not None:
                 raise RuntimeError(f"server exited with {proc.returncode}:\n{open(log_path).read()[-3000:]}")
             try:
-                if request(port, "GET", f"/v1/models/{model}")[0] == 200:
+                if all(available(port, name) for name in os.listdir(base)):
                     break
             except OSError:
                 pass
@@ -120,6 +122,11 @@ def running_server(base, log_path, *flags, model="mosaic", timeout=180):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def available(port, model):
+    status, body = request(port, "GET", f"/v1/models/{model}")
+    return status == 200 and body["model_version_status"][0]["state"] == "AVAILABLE"
 
 
 def request(port, method, path, body=None, headers=None, timeout=120):
@@ -154,3 +161,94 @@ def copy_version(src, dst):
     tmp = os.path.join(os.path.dirname(dst), ".tmp-copy")
     shutil.copytree(src, tmp)
     os.rename(tmp, dst)
+
+
+# ----------------------------------------------------------------------------- fakes for the in-process app
+
+
+class GatedServable:
+    """A fake model: ``run`` returns ``{"y": 2 * x}`` once ``gate`` is open (400 for a negative ``x``),
+    counting the calls in progress (``running``) and the rows of each call (``rows``)."""
+
+    style_names, signature_defs = [], {}
+
+    def __init__(self, name="slow", version=1):
+        from tfstyle.rest_json import InputSpec
+
+        self.name, self.version = name, version
+        self.inputs = {"serving_default": {"x": InputSpec("float32", [None])},
+                       "stylize_bytes": {"image_bytes": InputSpec("string", [None])}}
+        self.gate, self.lock = threading.Event(), threading.Lock()
+        self.running, self.rows = 0, []
+
+    def run(self, signature, arrays):
+        from tfstyle.rest_json import RequestError
+
+        with self.lock:
+            self.running += 1
+            self.rows.append(len(next(iter(arrays.values()))))
+        try:
+            self.gate.wait(60)
+            if (arrays["x"] < 0).any():
+                raise RequestError(400, "x: negative")
+            return {"y": arrays["x"] * 2}
+        finally:
+            with self.lock:
+                self.running -= 1
+
+
+class OneModelRegistry:
+    """The registry interface ``serve.create_app`` uses, serving one fake model."""
+
+    def __init__(self, servable):
+        self.servable = servable
+
+    def get(self, name, version=None):
+        from tfstyle.rest_json import RequestError
+
+        if name != self.servable.name:
+            raise RequestError(404, f"Servable not found for request: Latest({name})")
+        return self.servable
+
+    def is_loading(self, name, version=None):
+        return False
+
+    def served(self):
+        return [self.servable]
+
+    def status(self, name, version=None):
+        return {"model_version_status": [{"version": "1", "state": "AVAILABLE",
+                                          "status": {"error_code": "OK", "error_message": ""}}]}
+
+
+@contextlib.contextmanager
+def app_server(app):
+    """Runs an ASGI app with uvicorn in a thread on a free loopback port; yields the port."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_for(lambda: server.started, what="in-process server")
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def metrics(port):
+    """{(sample name, sorted label items): value} of ``GET /metrics``, parsed by prometheus-client."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request("GET", "/metrics")
+        response = conn.getresponse()
+        assert response.status == 200 and response.getheader("Content-Type").startswith("text/plain")
+        text = response.read().decode()
+    finally:
+        conn.close()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}

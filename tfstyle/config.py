@@ -8,6 +8,9 @@ can show defaults and reject bad flags before TensorFlow loads.
 import dataclasses
 
 MIN_IMAGE_SIZE = 16  # VGG19 pools 4 times before block5: a 16 px crop is 1 px there
+# The smallest height and width the transformer accepts: inputs are padded to a multiple of 4, and the
+# 9x9 conv's reflection padding of 4 needs more than 4 pixels (a 5 px side is padded to 8).
+MIN_SIDE = 5
 WIDTHS = (0.25, 0.5, 0.75, 1.0)  # the --width values offered (Magenta's ``alpha``): conv filters scale by it
 
 

@@ -25,6 +25,8 @@ import binascii
 import io
 import json
 
+from tfstyle.config import MIN_SIDE
+
 DEFAULT_SIGNATURE = "serving_default"
 # Formats the exported ``stylize_bytes`` signature decodes (tf.io.decode_image).
 DECODABLE_FORMATS = ("JPEG", "PNG", "GIF", "BMP")
@@ -85,7 +87,9 @@ def decode_inputs(request, specs, max_pixels):
     """{input name: numpy array} from a parsed request, checked against ``specs`` ({name: InputSpec}).
 
     Returns ``(arrays, "row" | "columnar")``. Encoded images (string inputs) are
-    checked from their header: decodable format, at most ``max_pixels`` pixels.
+    checked from their header: decodable format, at most ``max_pixels`` pixels, at
+    least ``MIN_SIDE`` (the transformer's smallest input) a side; pixel batches
+    ([batch, H, W, C] numbers) get the same size checks.
     """
     names = sorted(specs)
     if "instances" in request:
@@ -152,6 +156,8 @@ def to_array(value, spec, name, max_pixels):
             raise bad(f"input {name!r}: values must lie in [{info.min}, {info.max}] for {spec.dtype}")
     if raw.ndim == 4 and raw.shape[1] * raw.shape[2] > max_pixels:
         raise bad(f"input {name!r}: {raw.shape[2]}x{raw.shape[1]} images exceed --max_pixels={max_pixels}")
+    if raw.ndim == 4 and raw.size and min(raw.shape[1:3]) < MIN_SIDE:
+        raise bad(f"input {name!r}: {too_small(raw.shape[2], raw.shape[1])}")
     return raw.astype(dtype)
 
 
@@ -207,7 +213,8 @@ def to_bytes(item, where):
 
 
 def check_image_header(data, where, max_pixels):
-    """Reads only the header: the format must be decodable and the size at most ``max_pixels``."""
+    """Reads only the header: the format must be decodable, the size at most ``max_pixels`` and at
+    least ``MIN_SIDE`` a side (smaller fails inside the model with an obscure padding error)."""
     from PIL import Image, UnidentifiedImageError
 
     if not data:
@@ -225,6 +232,12 @@ def check_image_header(data, where, max_pixels):
         raise bad(f"{where}: {fmt} image; the model decodes JPEG, PNG, GIF or BMP")
     if width * height > max_pixels:
         raise bad(f"{where}: {width}x{height} image ({width * height} pixels) exceeds --max_pixels={max_pixels}")
+    if min(width, height) < MIN_SIDE:
+        raise bad(f"{where}: {too_small(width, height)}")
+
+
+def too_small(width, height):
+    return f"image too small: {width}x{height}, at least {MIN_SIDE} px a side"
 
 
 def encode_outputs(outputs, fmt):

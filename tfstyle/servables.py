@@ -11,7 +11,8 @@ highest version that loads. A newer version that fails to load is reported
 (state ``END``, with the error) and the previous one keeps serving; it is
 retried when its folder changes. Older versions are unloaded once a newer one
 is available. ``ModelRegistry.poll`` does one scan; the server calls it
-periodically from a background thread.
+periodically from a background thread. Loads run on their own thread(s), so the
+server answers meanwhile; a version is ``LOADING`` until it is ``AVAILABLE`` (TF Serving's states).
 
 With ``prefer_tflite_model`` (TF Serving's flag of that name), a version folder that
 holds ``model.tflite`` is served from it through LiteRT (``TFLiteServable``): its
@@ -187,18 +188,26 @@ def fingerprint(path):
 class ModelRegistry:
     """Models under ``base_path`` (every model folder, or just ``model_name`` whose versions are in base_path).
 
-    Thread-safe: ``poll`` (loads, unloads) runs in one thread, lookups in others.
+    ``poll`` only looks at folders; loads run on ``load_threads`` threads (TF Serving's
+    ``--num_load_threads``), one version per model at a time, so a server answers while its
+    models load: their state is ``LOADING`` until ``AVAILABLE``. One thread by default: loading a
+    SavedModel is mostly Python, and two loads on a busy 2-core machine held each other up (the GIL).
+    Thread-safe: ``poll`` and loads change the registry, lookups run in other threads.
     ``loader(name, version, path)`` builds a servable (``Servable`` by default).
     """
 
-    def __init__(self, base_path, model_name=None, loader=Servable):
+    def __init__(self, base_path, model_name=None, loader=Servable, load_threads=1):
+        from concurrent.futures import ThreadPoolExecutor
+
         self.base_path = os.path.abspath(base_path)
         self.model_name = model_name
         self.loader = loader
         self.lock = threading.Lock()
         self.serving = {}  # name -> Servable (the served version)
+        self.loading = {}  # name -> the version being loaded
         self.states = {}  # name -> {version: (state, error_code, message)}
         self.failed = {}  # (name, version) -> fingerprint of the folder that failed to load
+        self.load_pool = ThreadPoolExecutor(load_threads, thread_name_prefix="load")
 
     def model_dirs(self):
         if self.model_name:
@@ -211,64 +220,84 @@ class ModelRegistry:
                 if MODEL_NAME.fullmatch(n) and os.path.isdir(os.path.join(self.base_path, n))}
 
     def poll(self):
-        """One scan: load new versions, unload superseded or deleted ones. Never raises for a bad folder."""
+        """One scan: start loading new versions, unload superseded or deleted ones. Never raises for a
+        bad folder, never waits for a load."""
         found = self.model_dirs()
         for name, model_dir in found.items():
-            try:
-                versions = sorted((int(v) for v in os.listdir(model_dir) if VERSION.fullmatch(v)), reverse=True)
-            except OSError:
-                versions = []
-            self.update_model(name, model_dir, versions)
+            self.update_model(name, model_dir)
         with self.lock:
-            for name in set(self.serving) - set(found):
-                log.info("model %s: folder removed, unloaded", name)
-                del self.serving[name]
+            for name in set(self.states) - set(found):
+                if name in self.serving:
+                    log.info("model %s: folder removed, unloaded", name)
+                self.serving.pop(name, None)
                 self.states.pop(name, None)
 
-    def update_model(self, name, model_dir, versions):
-        current = self.serving.get(name)
-        states = dict(self.states.get(name, {}))
-        chosen = None
-        for version in versions:
-            path = os.path.join(model_dir, str(version))
-            if current is not None and current.version == version:
-                chosen = current
-                break
-            try:
-                mark = fingerprint(path)
-            except OSError:
-                continue
-            if self.failed.get((name, version)) == mark:
-                continue
-            try:
-                chosen = self.loader(name, version, path)
-            except Exception as e:  # any load failure: report it, keep serving what we have
-                self.failed[(name, version)] = mark
-                message = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
-                states[version] = ("END", "UNKNOWN", f"failed to load {path}: {message}")
-                log.warning("model %s version %d: load failed: %s", name, version, message)
-                continue
-            self.failed.pop((name, version), None)
-            log.info("model %s version %d: loaded from %s", name, version, path)
-            break
-        if current is not None and current is not chosen:
-            states[current.version] = ("END", "OK", "")
-        if chosen is not None:
-            states[chosen.version] = ("AVAILABLE", "OK", "")
+    def update_model(self, name, model_dir):
+        """Starts loading the model's highest version that is not served and has not failed to load
+        as it is now (a newer one that fails leaves the served one in place). A model whose folders
+        are all gone stops being served."""
+        try:
+            versions = sorted((int(v) for v in os.listdir(model_dir) if VERSION.fullmatch(v)), reverse=True)
+        except OSError:
+            versions = []
         with self.lock:
-            self.states[name] = states
-            if chosen is None:
-                self.serving.pop(name, None)
+            if name in self.loading:
+                return  # one load per model at a time; it looks again when done
+            current = self.serving.get(name)
+            for version in versions:
+                if current is not None and current.version == version:
+                    return
+                path = os.path.join(model_dir, str(version))
+                try:
+                    mark = fingerprint(path)
+                except OSError:
+                    continue
+                if self.failed.get((name, version)) != mark:
+                    self.loading[name] = version
+                    self.states.setdefault(name, {})[version] = ("LOADING", "OK", "")
+                    break
             else:
-                self.serving[name] = chosen
+                if current is not None:
+                    log.info("model %s version %d: folder removed, unloaded", name, current.version)
+                    self.states[name][current.version] = ("END", "OK", "")
+                    del self.serving[name]
+                return
+        self.load_pool.submit(self.load, name, model_dir, version, path, mark)
+
+    def load(self, name, model_dir, version, path, mark):
+        """On a load thread: loads one version; it replaces the served one, or its failure is reported."""
+        try:
+            servable = self.loader(name, version, path)
+        except Exception as e:  # any load failure: report it, keep serving what we have
+            message = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+            log.warning("model %s version %d: load failed: %s", name, version, message)
+            with self.lock:
+                self.failed[(name, version)] = mark
+                self.states.setdefault(name, {})[version] = ("END", "UNKNOWN", f"failed to load {path}: {message}")
+                del self.loading[name]
+            self.update_model(name, model_dir)  # the next version down, if any, at once
+            return
+        log.info("model %s version %d: loaded from %s", name, version, path)
+        with self.lock:
+            states = self.states.setdefault(name, {})
+            previous = self.serving.get(name)
+            if previous is not None:
+                states[previous.version] = ("END", "OK", "")
+            states[version] = ("AVAILABLE", "OK", "")
+            self.serving[name] = servable
+            self.failed.pop((name, version), None)
+            del self.loading[name]
+
+    def is_loading(self, name, version=None):
+        """Whether ``name`` (``version`` of it, if given) is being loaded now."""
+        with self.lock:
+            loading = self.loading.get(name)
+        return loading is not None and version in (None, loading)
 
     def served(self):
         """The servables in service now, by model name."""
         with self.lock:
             return [self.serving[n] for n in sorted(self.serving)]
-
-    def names(self):
-        return [s.name for s in self.served()]
 
     def get(self, name, version=None):
         """The servable for a predict request, or RequestError 404 worded as TF Serving's."""

@@ -11,16 +11,21 @@ Endpoints (TF Serving's; clients written for ``tensorflow_model_server`` work un
   (``inputs``) JSON, ``{"b64": ...}`` for binary strings (see ``tfstyle.rest_json``).
 
 Not TF Serving's: ``GET /`` (the page), ``GET /tfstyle/models`` (the served models,
-for the page). Errors are ``{"error": "..."}`` with TF Serving's HTTP codes (400
-bad input, 404 unknown model or version, 429 busy), plus 408 (body not received in
-time) and 413 (body too large). A client never gets a traceback.
+for the page), ``GET /metrics`` (Prometheus text format, ``tfstyle.serve_metrics``).
+Errors are ``{"error": "..."}`` with TF Serving's HTTP codes (400 bad input, 404
+unknown model or version), plus 408 (body not received in time), 413 (body too
+large), 429 (queue full) and 503 (deadline passed); 429 and 503 carry ``Retry-After``.
+A client never gets a traceback.
 
 Limits: the body (``--max_body_mb``, and ``--body_timeout_seconds`` to receive it),
-pixels per image (``--max_pixels``, read from the header before decoding), and
-predictions in progress (``--max_concurrent``; more are refused with 429 at once,
-not queued). Inference runs in a thread pool, off the event loop. Uploads stay in
-memory. The server binds 127.0.0.1 unless ``--host`` says otherwise; it has no
-authentication.
+pixels per image (``--max_pixels``, read from the header before decoding), and the
+queue (``tfstyle.predict_queue``): ``--max_concurrent`` model calls run in a thread
+pool, off the event loop, ``--max_queued`` more predictions wait, each at most
+``--queue_timeout_seconds`` (for its model to load and for a worker), and
+``--enable_batching`` runs waiting same-shape requests as one call. Models load in the
+background (``tfstyle.servables``): status answers ``LOADING`` meanwhile and a predict
+waits for its model. Uploads stay in memory. The server binds 127.0.0.1 unless
+``--host`` says otherwise; it has no authentication.
 
 Starlette, uvicorn and TensorFlow are imported when the server starts, not on
 import (``tfstyle serve --help`` stays fast).
@@ -32,9 +37,8 @@ import logging
 import os
 import re
 import threading
+import time
 from dataclasses import dataclass
-
-
 
 log = logging.getLogger("tfstyle.serve")
 WEB_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "web")
@@ -48,6 +52,7 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'",
 }
+LOAD_POLL_SECONDS = 0.05  # how often a predict for a model still loading looks again
 
 
 @dataclass(frozen=True)
@@ -55,7 +60,10 @@ class Limits:
     max_body_bytes: int = 32 << 20
     body_timeout_seconds: float = 30.0
     max_pixels: int = 16_777_216
-    max_concurrent: int = 2
+    max_concurrent: int = 2  # model calls at once
+    max_queued: int = 64  # predictions admitted beyond those running; more get 429
+    queue_timeout_seconds: float = 30.0  # from admission to a worker's start; later: 503
+    batching: object = None  # a ``predict_queue.Batching``; None: one request per model call
 
 
 def create_app(registry, limits=Limits()):
@@ -68,10 +76,15 @@ def create_app(registry, limits=Limits()):
     from starlette.responses import Response
     from starlette.routing import Route
 
+    from tfstyle.predict_queue import Overloaded, PredictQueue
     from tfstyle.rest_json import RequestError
+    from tfstyle.serve_metrics import ServeMetrics
 
     pool = ThreadPoolExecutor(max_workers=limits.max_concurrent, thread_name_prefix="predict")
-    in_progress = 0  # only touched on the event loop
+    queue = PredictQueue(run_model, pool, limits.max_concurrent, limits.max_queued, limits.queue_timeout_seconds,
+                         limits.batching)
+    metrics = ServeMetrics(queue)
+    queue.observe = metrics.model_call_started
 
     def json_response(payload, status=200, headers=None):
         body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
@@ -104,19 +117,50 @@ def create_app(registry, limits=Limits()):
             raise RequestError(400, "client disconnected before sending the whole body") from None
         return b"".join(chunks)
 
+    async def until_served(name, version, deadline):
+        """The servable; one still loading is waited for (looked up again every LOAD_POLL_SECONDS:
+        loads happen at start and on new versions) until ``deadline``; else RequestError 404 / 503."""
+        while True:
+            try:
+                return registry.get(name, version)
+            except RequestError:
+                if not registry.is_loading(name, version):
+                    raise
+            if time.monotonic() >= deadline:
+                raise queue.deadline_passed(f"model {name} still loading")
+            await asyncio.sleep(LOAD_POLL_SECONDS)
+
     async def predict(request, name, version):
-        nonlocal in_progress
-        servable = registry.get(name, version)
+        if not registry.is_loading(name, version):
+            registry.get(name, version)  # an unknown model or version: 404 before the body is read
         body = await read_body(request)
-        if in_progress >= limits.max_concurrent:
-            raise RequestError(429, f"server busy: {in_progress} predictions in progress "
-                                    f"(--max_concurrent={limits.max_concurrent}); retry later")
-        in_progress += 1
+        with queue.admission() as deadline:  # 429 when the queue is full
+            servable = await until_served(name, version, deadline)
+            signature, arrays, finish = await asyncio.to_thread(parse_request, servable, body, limits)
+            return json_response(await queue.predict(servable, signature, arrays, finish, deadline))
+
+    def failure(exc, method, path):
+        """The error response for an exception raised while answering ``method path``."""
+        if isinstance(exc, Overloaded):
+            return error(exc.status, exc.message, {"Retry-After": str(exc.retry_after)})
+        if isinstance(exc, RequestError):
+            return error(exc.status, exc.message)
+        # A bug, not bad input: log it, tell the client no more than that.
+        log.error("internal error on %s %s", method, path, exc_info=exc)
+        return error(500, "internal server error (see the server log)")
+
+    async def counted_predict(request, name, version, verb):
+        started = time.monotonic()
         try:
-            loop = asyncio.get_running_loop()
-            return json_response(await loop.run_in_executor(pool, predict_json, servable, body, limits))
-        finally:
-            in_progress -= 1
+            if verb.lower() != "predict":
+                raise RequestError(501, f":{verb} is not implemented; tfstyle models have predict signatures")
+            response = await predict(request, name, version)
+        except Exception as e:
+            response = failure(e, request.method, request.url.path)
+        # Unknown names (404) are counted without their name: clients must not mint label values.
+        model = "" if response.status_code == 404 else name
+        metrics.request_answered(model, response.status_code, time.monotonic() - started)
+        return response
 
     async def api(request):
         path, method = request.url.path, request.method
@@ -124,9 +168,7 @@ def create_app(registry, limits=Limits()):
             match = PREDICT_URL.fullmatch(path)
             if method == "POST" and match:
                 name, version, verb = match.groups()
-                if verb.lower() != "predict":
-                    raise RequestError(501, f":{verb} is not implemented; tfstyle models have predict signatures")
-                return await predict(request, name, None if version is None else int(version))
+                return await counted_predict(request, name, None if version is None else int(version), verb)
             match = STATUS_URL.fullmatch(path)
             if method == "GET" and match:
                 name, version, metadata = match.groups()
@@ -135,16 +177,16 @@ def create_app(registry, limits=Limits()):
                     return json_response(model_metadata(registry.get(name, version)))
                 return json_response(registry.status(name, version))
             raise RequestError(400, f"Malformed request: {method} {path}")
-        except RequestError as e:
-            headers = {"Retry-After": "1"} if e.status == 429 else None
-            return error(e.status, e.message, headers)
-        except Exception:  # a bug, not bad input: log it, tell the client no more than that
-            log.exception("internal error on %s %s", method, path)
-            return error(500, "internal server error (see the server log)")
+        except Exception as e:
+            return failure(e, method, path)
 
     async def models(request):
         return json_response({"models": [{"name": s.name, "version": str(s.version), "style_names": s.style_names}
                                          for s in registry.served()]})
+
+    async def prometheus(request):
+        body, media_type = metrics.exposition()
+        return Response(body, headers={"Content-Type": media_type})
 
     def static(filename, media_type):
         with open(os.path.join(WEB_DIR, filename), "rb") as f:
@@ -158,15 +200,16 @@ def create_app(registry, limits=Limits()):
         Route("/", static("index.html", "text/html; charset=utf-8")),
         Route("/app.js", static("app.js", "text/javascript; charset=utf-8")),
         Route("/tfstyle/models", models),
+        Route("/metrics", prometheus),
         Route("/v1/{rest:path}", api, methods=["GET", "POST"]),
     ]
     return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
 
 
-def predict_json(servable, body, limits):
-    """The response body for one predict request (runs in the thread pool). Raises ``RequestError``."""
-    import tensorflow as tf
-
+def parse_request(servable, body, limits):
+    """(signature, {input: array}, finish) of a predict body, checked against ``servable``'s
+    signatures (runs on a thread: JSON and base64 decoding take time). ``finish(outputs)``
+    makes the response body in the request's format. Raises ``RequestError``."""
     from tfstyle import rest_json
     from tfstyle.rest_json import RequestError
 
@@ -176,12 +219,20 @@ def predict_json(servable, body, limits):
         raise RequestError(400, f'Serving signature name: "{signature}" not found in signature def '
                                 f"(the model has {sorted(servable.inputs)})")
     arrays, fmt = rest_json.decode_inputs(request, servable.inputs[signature], limits.max_pixels)
+    return signature, arrays, lambda outputs: json.dumps(rest_json.encode_outputs(outputs, fmt)).encode()
+
+
+def run_model(servable, signature, arrays):
+    """``servable.run`` (on a worker thread), its TF errors as ``RequestError`` with TF Serving's status."""
+    import tensorflow as tf
+
+    from tfstyle.rest_json import RequestError
+
     try:
-        outputs = servable.run(signature, arrays)
+        return servable.run(signature, arrays)
     except tf.errors.OpError as e:
         # The model's own message (e.g. "Invalid PNG data") does not say which input it is about.
         raise RequestError(HTTP_STATUS.get(e.error_code, 500), f"{', '.join(sorted(arrays))}: {tf_message(e)}") from None
-    return json.dumps(rest_json.encode_outputs(outputs, fmt)).encode()
 
 
 def tf_message(error):
@@ -213,9 +264,10 @@ def poll_forever(registry, seconds, stop):
 
 
 def run(base_path, model_name=None, host="127.0.0.1", port=8501, poll_seconds=2.0, limits=Limits(),
-        prefer_tflite_model=False):
+        prefer_tflite_model=False, load_threads=1):
     """Serves the models under ``base_path`` until interrupted; picks up new versions every ``poll_seconds``.
 
+    Listens at once; the models load in the background on ``load_threads`` threads.
     ``prefer_tflite_model``: serve a version from its ``model.tflite`` where it has one (``tfstyle.servables``).
     """
     import uvicorn
@@ -224,14 +276,14 @@ def run(base_path, model_name=None, host="127.0.0.1", port=8501, poll_seconds=2.
 
     if not os.path.isdir(base_path):
         log.warning("%s does not exist (yet); models will be picked up when it appears", base_path)
-    registry = ModelRegistry(base_path, model_name, loader=servable_loader(prefer_tflite_model))
-    registry.poll()
+    registry = ModelRegistry(base_path, model_name, loader=servable_loader(prefer_tflite_model), load_threads=load_threads)
+    registry.poll()  # starts the loads
     stop = threading.Event()
     threading.Thread(target=poll_forever, args=(registry, poll_seconds, stop), daemon=True).start()
     if host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("listening on %s: anyone who can reach this port can use the server (no authentication)", host)
-    log.info("serving %s from %s at http://%s:%d/ (REST: /v1/models/NAME)", registry.names() or "no models yet",
-             registry.base_path, host, port)
+    log.info("serving %s from %s at http://%s:%d/ (REST: /v1/models/NAME; models load in the background)",
+             ", ".join(sorted(registry.model_dirs())) or "no models yet", registry.base_path, host, port)
     config = uvicorn.Config(create_app(registry, limits), host=host, port=port, log_config=None,
                             timeout_graceful_shutdown=5)
     try:

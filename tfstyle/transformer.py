@@ -339,9 +339,7 @@ def _residual_block(x, name, style_weights=None):
     return layers.Add(name=f"{name}_add")([x, y])
 
 
-# The smallest height and width the net accepts: inputs are padded to a multiple of 4, and the
-# 9x9 conv's reflection padding of 4 needs more than 4 pixels (a 5 px side is padded to 8).
-MIN_SIDE = 5
+from tfstyle.config import MIN_SIDE  # noqa: E402, F401  (the smallest side the net accepts; light to import)
 
 
 def build_transformer(name="transformer", num_styles=None, width=1.0, residual_blocks=NUM_RESIDUAL_BLOCKS):

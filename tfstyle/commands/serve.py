@@ -24,7 +24,19 @@ flags.DEFINE_float("body_timeout_seconds", 30.0, "Time allowed to receive a requ
 flags.DEFINE_integer("max_pixels", 16_777_216, "Most pixels per image (width x height), checked before decoding.")
 flags.DEFINE_bool("prefer_tflite_model", False, "As TF Serving's flag: serve a version from its model.tflite "
                   "(LiteRT, about twice as fast on CPU) where the export wrote one, else from the SavedModel.")
-flags.DEFINE_integer("max_concurrent", 2, "Predictions in progress at once; more are refused with 429.")
+flags.DEFINE_integer("max_concurrent", 2, "Model calls at once (worker threads); more predictions wait in the queue.")
+flags.DEFINE_integer("max_queued", 64, "Predictions that may wait beyond --max_concurrent; more are refused with 429 "
+                     "(Retry-After).")
+flags.DEFINE_float("queue_timeout_seconds", 30.0, "Deadline from a prediction's admission to its start (its model "
+                   "loading and the queue); later: 503 (Retry-After).")
+flags.DEFINE_bool("enable_batching", False, "As TF Serving's flag: run waiting requests for the same model, signature "
+                  "and image size as one model call.")
+flags.DEFINE_integer("max_batch_size", 8, "With --enable_batching: most images per model call.")
+flags.DEFINE_integer("batch_timeout_micros", 0, "With --enable_batching: how long a free worker waits for a batch "
+                     "to fill (TF Serving's batching parameter; 0: run what is waiting).")
+flags.DEFINE_integer("num_load_threads", 1, "As TF Serving's flag: models loaded at once, in the background; "
+                     "status answers LOADING meanwhile and predicts wait for their model. Loading a SavedModel is "
+                     "mostly Python (the GIL): more threads rarely help.")
 FLAGS = flags.FLAGS
 
 
@@ -37,10 +49,15 @@ def main(argv):
     if FLAGS.model_name and not MODEL_NAME.fullmatch(FLAGS.model_name):
         raise app.UsageError(f"--model_name={FLAGS.model_name!r}: use letters, digits, '.', '_' and '-'")
     if min(FLAGS.max_body_mb, FLAGS.body_timeout_seconds, FLAGS.max_pixels, FLAGS.max_concurrent,
-           FLAGS.poll_seconds) <= 0:
-        raise app.UsageError("--max_body_mb, --body_timeout_seconds, --max_pixels, --max_concurrent and "
-                             "--poll_seconds must be positive")
+           FLAGS.poll_seconds, FLAGS.queue_timeout_seconds, FLAGS.max_batch_size, FLAGS.num_load_threads) <= 0:
+        raise app.UsageError("--max_body_mb, --body_timeout_seconds, --max_pixels, --max_concurrent, --poll_seconds, "
+                             "--queue_timeout_seconds, --max_batch_size and --num_load_threads must be positive")
+    if min(FLAGS.max_queued, FLAGS.batch_timeout_micros) < 0:
+        raise app.UsageError("--max_queued and --batch_timeout_micros must be 0 or more")
+    from tfstyle.predict_queue import Batching
+
+    batching = Batching(FLAGS.max_batch_size, FLAGS.batch_timeout_micros / 1e6) if FLAGS.enable_batching else None
     limits = serve.Limits(int(FLAGS.max_body_mb * (1 << 20)), FLAGS.body_timeout_seconds, FLAGS.max_pixels,
-                          FLAGS.max_concurrent)
+                          FLAGS.max_concurrent, FLAGS.max_queued, FLAGS.queue_timeout_seconds, batching)
     serve.run(FLAGS.model_base_path, FLAGS.model_name or None, FLAGS.host, FLAGS.port, FLAGS.poll_seconds, limits,
-              prefer_tflite_model=FLAGS.prefer_tflite_model)
+              prefer_tflite_model=FLAGS.prefer_tflite_model, load_threads=FLAGS.num_load_threads)
