@@ -8,7 +8,9 @@ or the shipped weights' card, else the recipe for --vgg_weights): the photo itse
 network's output, and Gatys' L-BFGS optimization after each of
 --gatys_iterations. Prints and saves a table of the means over photos and the
 "equivalent iterations" at which Gatys gets below the network. A multi-style
-network (--weights) is scored on its --style row, at that style's weight.
+network (--weights) is scored on its --style row, at that style's weight. --flicker_frames=30
+adds the network's warp error on synthetic moving clips of the first three photos,
+relative to the clips' own (tfstyle.flicker).
 """
 
 import os
@@ -30,6 +32,8 @@ flags.DEFINE_bool("gatys", True, "Run Gatys (--nogatys scores the network only).
 flags.DEFINE_string("out", "", "Where to save the table (.md; a .json goes beside it). "
                     "Default: <runs_dir>/<style>/evaluation.md.")
 flags.DEFINE_bool("progress", False, "Progress bars for Gatys.")
+flags.DEFINE_integer("flicker_frames", 0, "Also measure flicker: warp error on synthetic pan/zoom/rotate/jitter clips "
+                     "of this many frames (30 is the standard; 0: no).", lower_bound=0)
 FLAGS = flags.FLAGS
 
 
@@ -76,8 +80,9 @@ def main(argv):
         loss_weights = {k: loss[k] for k in ("content_weight", "style_weight", "tv_weight")}
         rows, summary = evaluate.evaluate(transformer, loss_network, style_image, photos, loss_weights, sizes,
                                           iterations, gatys_sizes, progress=FLAGS.progress, log=log)
+        flicker_rows = measure_flicker(transformer, photos[:3], log) if FLAGS.flicker_frames else []
     except (models.ModelError, styles.UnknownStyleError, images.ImageError, vgg.LossNetworkError,
-            multistyle.StyleWeightsError, FileNotFoundError) as e:
+            multistyle.StyleWeightsError, FileNotFoundError, ValueError) as e:
         common.fail(e)
     table = evaluate.format_table(rows)
     text = (f"Style {styles.style_name(FLAGS.style)}, weights {weights_path}, VGG19 weights {FLAGS.vgg_weights} "
@@ -85,6 +90,10 @@ def main(argv):
             f"{loss['content_weight']:g}, style {loss['style_weight']:g}, TV {loss['tv_weight']:g}; style image "
             f"{loss['style_size']} px), {len(photos)} photos from {FLAGS.images}; means over photos.\n\n"
             f"{table}\n\n{evaluate.format_summary(summary)}\n")
+    if flicker_rows:
+        from tfstyle import flicker
+
+        text += f"\nFlicker (warp error, 0..255, on synthetic clips; tfstyle.flicker):\n\n{flicker.format_table(flicker_rows)}\n"
     print(text)
     out = FLAGS.out or os.path.join(FLAGS.runs_dir, styles.style_name(FLAGS.style), "evaluation.md")
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
@@ -94,5 +103,14 @@ def main(argv):
         json.dump({"style": FLAGS.style, "weights": weights_path, "vgg_weights": FLAGS.vgg_weights,
                    "loss": {k: list(v) if isinstance(v, tuple) else v for k, v in loss.items()},
                    "photos": [n for n, _ in photos], "rows": rows,
-                   "equivalent_iterations": {str(k): v for k, v in summary.items()}}, f, indent=1)
+                   "equivalent_iterations": {str(k): v for k, v in summary.items()}, "flicker": flicker_rows}, f,
+                  indent=1)
     log(f"wrote {out}")
+
+
+def measure_flicker(transformer, photos, log):
+    from tfstyle import flicker, images, stylize, video
+
+    transform = video.frame_transform(stylize.KerasStylizer(transformer))
+    photos = [(n, flicker.landscape(images.resize_longer_side(p, 768, upscale=True))) for n, p in photos]
+    return flicker.measure(flicker.frame_by_frame(transform), photos, frames=FLAGS.flicker_frames, log=log)
