@@ -162,10 +162,10 @@ class _FixedStatsNormalization(keras.layers.Layer):
 class TFLiteTileStylizer(BlendMixin):
     """A .tflite model; its tiles normalize per tile (a converted model has no statistics input)."""
 
-    def __init__(self, path):
+    def __init__(self, path, num_threads=None):
         from tfstyle.litert import TFLiteStylizer
 
-        self.run = TFLiteStylizer(model_path=path)
+        self.run = TFLiteStylizer(model_path=path, num_threads=num_threads)
         if self.run.style_input is not None:
             rows = int(self.run.style_input["shape"][-1])
             with open(path, "rb") as f:
@@ -181,8 +181,10 @@ class TFLiteTileStylizer(BlendMixin):
         return self
 
 
-def load_stylizer(style="", model="", runs_dir="runs", saved_models="saved_models"):
-    """Picks the model for ``--style`` / ``--model`` (see the module docstring); returns (stylizer, description)."""
+def load_stylizer(style="", model="", runs_dir="runs", saved_models="saved_models", tflite_threads=None):
+    """Picks the model for ``--style`` / ``--model`` (see the module docstring); returns (stylizer, description).
+
+    ``tflite_threads``: the .tflite interpreter's threads (None: LiteRT's default, one)."""
     from tfstyle import models
 
     path = model
@@ -192,7 +194,7 @@ def load_stylizer(style="", model="", runs_dir="runs", saved_models="saved_model
         if path.endswith(".tflite"):
             if not os.path.isfile(path):
                 raise StylizeError(f"{path}: no such .tflite file")
-            return TFLiteTileStylizer(path), path
+            return TFLiteTileStylizer(path, tflite_threads), path
     elif not style:
         raise StylizeError("say which model to use: --style=NAME (a trained style) or --model=PATH")
     elif is_blend(style):
@@ -326,11 +328,11 @@ def check_max_size(max_size):
 
 
 def prepare_stylizer(style="", model="", runs_dir="runs", saved_models="saved_models", strength=1.0,
-                     style_weights=None):
+                     style_weights=None, tflite_threads=None):
     """``load_stylizer`` with the blend of ``--style`` / ``--style_weights`` at ``strength`` set;
     returns (stylizer, description)."""
     multistyle.check_strength(strength)
-    stylizer, source = load_stylizer(style, model, runs_dir, saved_models)
+    stylizer, source = load_stylizer(style, model, runs_dir, saved_models, tflite_threads)
     spec = style if (model or is_blend(style)) else ""
     if spec and not stylizer.row_names:
         if is_blend(spec):

@@ -73,12 +73,13 @@ def main(argv):
 
 def run_video(args, weights):
     import json
+    import os
 
     from tfstyle import stylize, video
 
     stylize.check_max_size(FLAGS.max_size)
     stylizer, source = stylize.prepare_stylizer(FLAGS.style, FLAGS.model, FLAGS.runs_dir, FLAGS.saved_models,
-                                                FLAGS.strength, weights)
+                                                FLAGS.strength, weights, tflite_threads=os.cpu_count())
     try:
         summary = {**video.run(args, stylizer, FLAGS.fps, FLAGS.max_size, FLAGS.preserve_color), "model": source}
     except KeyboardInterrupt:
