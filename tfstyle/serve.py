@@ -11,7 +11,7 @@ Endpoints (TF Serving's; clients written for ``tensorflow_model_server`` work un
   (``inputs``) JSON, ``{"b64": ...}`` for binary strings (see ``tfstyle.rest_json``).
 
 Not TF Serving's: ``GET /`` (the page), ``GET /tfstyle/models`` (the served models,
-for the page). Errors are ``{"error": "..."}`` with TF Serving's HTTP codes (400
+for the page), ``POST /tfstyle/video/NAME`` (a short clip stylized, ``tfstyle.serve_video``). Errors are ``{"error": "..."}`` with TF Serving's HTTP codes (400
 bad input, 404 unknown model or version, 429 busy), plus 408 (body not received in
 time) and 413 (body too large). A client never gets a traceback.
 
@@ -46,7 +46,8 @@ HTTP_STATUS = {1: 499, 3: 400, 4: 504, 5: 404, 6: 409, 7: 403, 8: 429, 9: 400, 1
                16: 401}
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
+                               "style-src 'self' 'unsafe-inline'",
 }
 
 
@@ -68,6 +69,7 @@ def create_app(registry, limits=Limits()):
     from starlette.responses import Response
     from starlette.routing import Route
 
+    from tfstyle import serve_video
     from tfstyle.rest_json import RequestError
 
     pool = ThreadPoolExecutor(max_workers=limits.max_concurrent, thread_name_prefix="predict")
@@ -158,6 +160,7 @@ def create_app(registry, limits=Limits()):
         Route("/", static("index.html", "text/html; charset=utf-8")),
         Route("/app.js", static("app.js", "text/javascript; charset=utf-8")),
         Route("/tfstyle/models", models),
+        serve_video.clip_route(registry, limits),
         Route("/v1/{rest:path}", api, methods=["GET", "POST"]),
     ]
     return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
