@@ -6,12 +6,15 @@ import pytest
 av = pytest.importorskip("av")
 
 
-def make_clip(path, frames=5, size=(64, 48), fps=10, audio=True, codec="libx264"):
-    """A clip of moving colour bars (and a 440 Hz tone when ``audio``) written with PyAV."""
+def make_clip(path, frames=5, size=(64, 48), fps=10, audio=True, codec="libx264", rotation=0):
+    """A clip of moving colour bars (and a 440 Hz tone when ``audio``) written with PyAV; ``rotation``:
+    the display rotation a phone records (degrees counter-clockwise)."""
     width, height = size
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        if rotation:
+            stream.set_display_rotation(rotation)
         sound = container.add_stream("aac", rate=16000, layout="mono") if audio else None
         x = np.arange(width)[None, :, None]
         for i in range(frames):

@@ -13,6 +13,7 @@ import pytest
 from clips import av, make_clip, probe
 from conftest import REPO, run_tfstyle
 from tfstyle import stylize, video
+from tfstyle.images import load_image
 from tfstyle.transformer import build_transformer
 
 
@@ -82,6 +83,15 @@ def test_gif_and_folders_of_frames(tmp_path, stylizer):
     summary = video.run([str(tmp_path / "frames"), str(tmp_path / "back.mp4")], stylizer, fps=12)
     assert probe(tmp_path / "back.mp4")[:3] == (3, (64, 48), fractions.Fraction(12))
     assert summary["fps"] == 12
+
+
+def test_a_phone_clip_keeps_its_display_rotation(tmp_path, stylizer):
+    clip = make_clip(tmp_path / "phone.mp4", frames=2, rotation=90)
+    video.run([clip, str(tmp_path / "out.mp4")], stylizer)
+    with av.open(str(tmp_path / "out.mp4")) as container:
+        assert [f.rotation for f in container.decode(video=0)] == [90, 90]
+    video.run([clip, str(tmp_path / "frames")], stylizer)
+    assert load_image(str(tmp_path / "frames" / "frame_000001.png")).shape == (64, 48, 3)  # turned upright
 
 
 def test_is_video_job():

@@ -32,7 +32,7 @@ import time
 import numpy as np
 from absl import logging
 
-from tfstyle.images import IMAGE_EXTENSIONS, ImageError, list_images, load_image, resize_longer_side, save_image
+from tfstyle.images import IMAGE_EXTENSIONS, ImageError, list_images, load_image, save_image
 
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
 MAX_PIXELS = 3840 * 2160  # 4K UHD; an 8K frame takes ~100 MB as float32 and minutes per frame
@@ -84,12 +84,13 @@ def is_video_job(args):
 
 
 class Frame:
-    """One decoded frame: uint8 RGB ``image`` [H, W, 3] and its presentation ``time`` in seconds."""
+    """One decoded frame: uint8 RGB ``image`` [H, W, 3], its presentation ``time`` in seconds and the
+    ``rotation`` (degrees counter-clockwise) a player applies to show it upright (phone clips)."""
 
-    __slots__ = ("image", "time")
+    __slots__ = ("image", "time", "rotation")
 
-    def __init__(self, image, time):
-        self.image, self.time = image, time
+    def __init__(self, image, time, rotation=0):
+        self.image, self.time, self.rotation = image, time, rotation
 
 
 def scaled_size(width, height, max_size, path, max_pixels=MAX_PIXELS):
@@ -161,7 +162,7 @@ class VideoSource:
                                              interpolation="BICUBIC")
                     seconds = frame.time if frame.time is not None else count / self.fps
                     count += 1
-                    yield Frame(image, float(seconds))
+                    yield Frame(image, float(seconds), frame.rotation or 0)
         except av.error.FFmpegError as e:
             raise VideoError(f"{self.path}: corrupt or truncated video after {count} frames ({_reason(e)})") from None
 
@@ -257,7 +258,7 @@ class VideoSink:
         except Exception:
             self.abort()
             raise
-        self.last_pts = None
+        self.last_pts, self.pending_audio = None, []
 
     def _add_audio(self, audio):
         if self.audio_codec is None:
@@ -273,8 +274,10 @@ class VideoSink:
                               f"{extension(self.path)})"
             logging.info("%s: audio %s", self.path, self.audio_mode)
 
-    def write(self, image, seconds):
+    def write(self, image, seconds, rotation=0):
         av = _av()
+        if self.last_pts is None and rotation:
+            self.video.set_display_rotation(rotation)  # before the header: players turn it upright, as the source
         pts = int(round(seconds / self.video.codec_context.time_base))
         if self.last_pts is not None and pts <= self.last_pts:
             pts = self.last_pts + 1
@@ -286,9 +289,15 @@ class VideoSink:
         frame.pts = pts
         frame.time_base = self.video.codec_context.time_base
         self.container.mux(self.video.encode(frame))
+        for packet in self.pending_audio:
+            self.write_audio(packet)
+        self.pending_audio = []
 
     def write_audio(self, packet):
         if self.audio is None:
+            return
+        if self.last_pts is None:  # the header waits for the first frame's rotation
+            self.pending_audio.append(packet)
             return
         if self.audio_mode == "copied":
             packet.stream = self.audio
@@ -351,9 +360,10 @@ class FolderSink:
             raise VideoError(f"{path}: cannot write ({e.strerror or e})") from None
         self.count = 0
 
-    def write(self, image, seconds):
+    def write(self, image, seconds, rotation=0):
         del seconds
         self.count += 1
+        image = np.rot90(image, rotation // 90) if rotation % 90 == 0 else image  # PNGs have no rotation flag
         save_image(os.path.join(self.temp, f"frame_{self.count:06d}.png"), image)
 
     def write_audio(self, packet):
@@ -455,7 +465,7 @@ def transform_clip(transform, src, dst, fps=0, max_size=0, max_pixels=MAX_PIXELS
     def write():
         while (item := _get(stylized, stop)) is not _END:
             if isinstance(item, Frame):
-                sink.write(item.image, item.time)
+                sink.write(item.image, item.time, item.rotation)
                 written[0] += 1
             else:
                 sink.write_audio(item)
@@ -474,7 +484,7 @@ def transform_clip(transform, src, dst, fps=0, max_size=0, max_pixels=MAX_PIXELS
             worker.start()
         while (item := _get(decoded, stop)) is not _END:
             if isinstance(item, Frame):
-                item = Frame(transform(item.image), item.time)
+                item = Frame(transform(item.image), item.time, item.rotation)
                 count += 1
                 if bar is not None:
                     bar.update(1)
