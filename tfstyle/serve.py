@@ -11,7 +11,8 @@ Endpoints (TF Serving's; clients written for ``tensorflow_model_server`` work un
   (``inputs``) JSON, ``{"b64": ...}`` for binary strings (see ``tfstyle.rest_json``).
 
 Not TF Serving's: ``GET /`` (the page), ``GET /tfstyle/models`` (the served models,
-for the page), ``POST /tfstyle/video/NAME`` (a short clip stylized, ``tfstyle.serve_video``). Errors are ``{"error": "..."}`` with TF Serving's HTTP codes (400
+for the page), ``POST /tfstyle/video/NAME`` (a short clip stylized; ``tfstyle.serve_video``).
+Errors are ``{"error": "..."}`` with TF Serving's HTTP codes (400
 bad input, 404 unknown model or version, 429 busy), plus 408 (body not received in
 time) and 413 (body too large). A client never gets a traceback.
 
