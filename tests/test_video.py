@@ -172,3 +172,18 @@ def test_shipped_slim_int8_network_runs_on_a_clip(tmp_path):
     clip = make_clip(tmp_path / "in.mp4", frames=3)
     summary = video.run([clip, str(tmp_path / "out.mp4")], stylizer)
     assert (summary["frames"], summary["audio"]) == (3, "copied")
+
+
+def test_a_full_disk_mid_clip_gets_one_line_and_leaves_no_output(tmp_path, monkeypatch):
+    clip = make_clip(tmp_path / "in.mp4", frames=6)
+    write = video.VideoSink.write
+
+    def failing_write(self, image, seconds, rotation=0):
+        if self.last_pts is not None and self.last_pts >= 2:
+            raise OSError(28, "No space left on device")
+        write(self, image, seconds, rotation)
+
+    monkeypatch.setattr(video.VideoSink, "write", failing_write)
+    with pytest.raises(video.VideoError, match="out.mp4: cannot write \\(No space left on device\\)"):
+        video.transform_clip(lambda image: image, clip, str(tmp_path / "out.mp4"), progress=False)
+    assert not os.path.exists(tmp_path / "out.mp4") and leftovers(tmp_path) == []

@@ -20,6 +20,7 @@ or Ctrl-C leaves nothing under the output's name. The network is built once; a .
 interpreter is resized once, at the first frame (``tfstyle.litert.TFLiteStylizer``).
 """
 
+import contextlib
 import fractions
 import os
 import queue
@@ -463,12 +464,13 @@ def transform_clip(transform, src, dst, fps=0, max_size=0, max_pixels=MAX_PIXELS
         _put(decoded, _END, stop)
 
     def write():
-        while (item := _get(stylized, stop)) is not _END:
-            if isinstance(item, Frame):
-                sink.write(item.image, item.time, item.rotation)
-                written[0] += 1
-            else:
-                sink.write_audio(item)
+        with _write_errors(dst):
+            while (item := _get(stylized, stop)) is not _END:
+                if isinstance(item, Frame):
+                    sink.write(item.image, item.time, item.rotation)
+                    written[0] += 1
+                else:
+                    sink.write_audio(item)
 
     workers = [_Worker(read, stop, "decode"), _Worker(write, stop, "encode")]
     bar = None
@@ -494,7 +496,8 @@ def transform_clip(transform, src, dst, fps=0, max_size=0, max_pixels=MAX_PIXELS
         _raise_worker_error(workers)
         if not written[0]:
             raise VideoError(f"{src}: no video frames")
-        sink.finish()
+        with _write_errors(dst):
+            sink.finish()
     except BaseException as e:
         stop.set()
         for worker in workers:
@@ -512,6 +515,16 @@ def transform_clip(transform, src, dst, fps=0, max_size=0, max_pixels=MAX_PIXELS
     return {"input": src, "output": dst, "frames": count, "width": source.width, "height": source.height,
             "source_size": list(source.source_size), "fps": round(float(source.fps), 3), "audio": sink.audio_mode,
             "seconds": round(seconds, 3), "frames_per_second": round(count / seconds, 2) if seconds else None}
+
+
+@contextlib.contextmanager
+def _write_errors(path):
+    """A full disk or a failing encoder becomes a ``VideoError`` naming the output."""
+    av = _av()
+    try:
+        yield
+    except (OSError, av.error.FFmpegError) as e:
+        raise VideoError(f"{path}: cannot write ({_reason(e)})") from None
 
 
 def _raise_worker_error(workers):
