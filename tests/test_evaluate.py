@@ -65,6 +65,19 @@ def test_cli_prints_and_saves_table(setup):
     assert saved["photos"] == ["a.png", "b.jpg"] and saved["vgg_weights"] == "random"
 
 
+@pytest.mark.slow
+def test_cli_measures_flicker(setup):
+    tmp, photos, weights = setup
+    out = tmp / "flicker.md"
+    r = run_tfstyle("evaluate", "--style=mosaic", f"--weights={weights}", f"--images={photos}", "--sizes=32",
+                    "--nogatys", "--vgg_weights=random", "--style_size=64", "--flicker_frames=2", f"--out={out}")
+    assert r.returncode == 0, r.stderr[-2000:]
+    saved = json.loads((tmp / "flicker.json").read_text())
+    assert [row["motion"] for row in saved["flicker"]] == ["pan", "zoom", "rotate", "jitter", "all"]
+    assert all(row["clips"] == 2 and row["ratio"] > 0 for row in saved["flicker"][:4])
+    assert "| pan | 2 |" in out.read_text()
+
+
 @pytest.mark.parametrize("args, message", [
     (["--weights=/nonexistent.h5"], "/nonexistent.h5: no such weights file"),
     (["--images=/nonexistent_dir"], "no such directory"),

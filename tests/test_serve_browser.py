@@ -97,3 +97,20 @@ def test_page_shows_style_controls_for_a_multi_style_model(port, browser, tmp_pa
     browser.find_element("id", "go").click()
     status = wait_text(browser, "status", lambda t: t.startswith(("Done", "Error")))
     assert status.startswith("Done: 48x48 with blend"), status
+
+
+def test_page_stylizes_an_uploaded_clip(port, browser, tmp_path):
+    from selenium.webdriver.support.ui import Select
+
+    from clips import make_clip
+
+    src = make_clip(tmp_path / "clip.mp4", frames=3)
+    browser.get(f"http://127.0.0.1:{port}/")
+    wait_text(browser, "status", lambda t: t.startswith("Choose a photo"))
+    Select(browser.find_element("id", "model")).select_by_value("mosaic")
+    browser.find_element("id", "clip").send_keys(src)
+    browser.find_element("id", "clip_go").click()
+    status = wait_text(browser, "clip_status", lambda t: t.startswith(("Done", "Error")))
+    assert status.startswith("Done with mosaic"), status
+    download = browser.find_element("id", "clip_download")
+    assert download.get_attribute("href").startswith("blob:") and download.get_attribute("download") == "clip_mosaic.mp4"

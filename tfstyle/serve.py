@@ -11,7 +11,8 @@ Endpoints (TF Serving's; clients written for ``tensorflow_model_server`` work un
   (``inputs``) JSON, ``{"b64": ...}`` for binary strings (see ``tfstyle.rest_json``).
 
 Not TF Serving's: ``GET /`` (the page), ``GET /tfstyle/models`` (the served models,
-for the page), ``GET /metrics`` (Prometheus text format, ``tfstyle.serve_metrics``).
+for the page), ``GET /metrics`` (Prometheus text format, ``tfstyle.serve_metrics``),
+``POST /tfstyle/video/NAME`` (a short clip stylized; ``tfstyle.serve_video``).
 Errors are ``{"error": "..."}`` with TF Serving's HTTP codes (400 bad input, 404
 unknown model or version), plus 408 (body not received in time), 413 (body too
 large), 429 (queue full) and 503 (deadline passed); 429 and 503 carry ``Retry-After``.
@@ -50,7 +51,8 @@ HTTP_STATUS = {1: 499, 3: 400, 4: 504, 5: 404, 6: 409, 7: 403, 8: 429, 9: 400, 1
                16: 401}
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
+                               "style-src 'self' 'unsafe-inline'",
 }
 LOAD_POLL_SECONDS = 0.05  # how often a predict for a model still loading looks again
 
@@ -77,6 +79,7 @@ def create_app(registry, limits=Limits()):
     from starlette.routing import Route
 
     from tfstyle.predict_queue import Overloaded, PredictQueue
+    from tfstyle import serve_video
     from tfstyle.rest_json import RequestError
     from tfstyle.serve_metrics import ServeMetrics
 
@@ -201,6 +204,7 @@ def create_app(registry, limits=Limits()):
         Route("/app.js", static("app.js", "text/javascript; charset=utf-8")),
         Route("/tfstyle/models", models),
         Route("/metrics", prometheus),
+        serve_video.clip_route(registry, limits),
         Route("/v1/{rest:path}", api, methods=["GET", "POST"]),
     ]
     return Starlette(routes=routes, exception_handlers={HTTPException: http_error})

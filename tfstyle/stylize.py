@@ -162,10 +162,10 @@ class _FixedStatsNormalization(keras.layers.Layer):
 class TFLiteTileStylizer(BlendMixin):
     """A .tflite model; its tiles normalize per tile (a converted model has no statistics input)."""
 
-    def __init__(self, path):
+    def __init__(self, path, num_threads=None):
         from tfstyle.litert import TFLiteStylizer
 
-        self.run = TFLiteStylizer(model_path=path)
+        self.run = TFLiteStylizer(model_path=path, num_threads=num_threads)
         if self.run.style_input is not None:
             rows = int(self.run.style_input["shape"][-1])
             with open(path, "rb") as f:
@@ -181,8 +181,10 @@ class TFLiteTileStylizer(BlendMixin):
         return self
 
 
-def load_stylizer(style="", model="", runs_dir="runs", saved_models="saved_models"):
-    """Picks the model for ``--style`` / ``--model`` (see the module docstring); returns (stylizer, description)."""
+def load_stylizer(style="", model="", runs_dir="runs", saved_models="saved_models", tflite_threads=None):
+    """Picks the model for ``--style`` / ``--model`` (see the module docstring); returns (stylizer, description).
+
+    ``tflite_threads``: the .tflite interpreter's threads (None: LiteRT's default, one)."""
     from tfstyle import models
 
     path = model
@@ -192,7 +194,7 @@ def load_stylizer(style="", model="", runs_dir="runs", saved_models="saved_model
         if path.endswith(".tflite"):
             if not os.path.isfile(path):
                 raise StylizeError(f"{path}: no such .tflite file")
-            return TFLiteTileStylizer(path), path
+            return TFLiteTileStylizer(path, tflite_threads), path
     elif not style:
         raise StylizeError("say which model to use: --style=NAME (a trained style) or --model=PATH")
     elif is_blend(style):
@@ -320,20 +322,17 @@ def contact_sheet(stylizer, image, columns=4, label_height=18):
     return np.asarray(sheet)
 
 
-def run(args, style="", model="", runs_dir="runs", saved_models="saved_models", max_size=0, tile_size=1024,
-        tile_overlap=128, stats_size=1536, keep_color=False, strength=1.0, style_weights=None, sheet=False):
-    """Stylizes every job; returns the number of photos that failed (their errors go to stderr).
-
-    ``strength``, ``style_weights`` and a blend in ``style`` pick the styles of a multi-style
-    network (``BlendMixin.set_blend``); ``sheet`` writes a contact sheet of every style instead.
-    """
+def check_max_size(max_size):
     if max_size and max_size < MIN_SIDE:
         raise StylizeError(f"--max_size={max_size}: must be 0 (keep the size) or at least {MIN_SIDE}")
+
+
+def prepare_stylizer(style="", model="", runs_dir="runs", saved_models="saved_models", strength=1.0,
+                     style_weights=None, tflite_threads=None):
+    """``load_stylizer`` with the blend of ``--style`` / ``--style_weights`` at ``strength`` set;
+    returns (stylizer, description)."""
     multistyle.check_strength(strength)
-    jobs = plan_jobs(args)
-    if not jobs:
-        raise StylizeError(f"no images found in {', '.join(args[:-1])}")
-    stylizer, source = load_stylizer(style, model, runs_dir, saved_models)
+    stylizer, source = load_stylizer(style, model, runs_dir, saved_models, tflite_threads)
     spec = style if (model or is_blend(style)) else ""
     if spec and not stylizer.row_names:
         if is_blend(spec):
@@ -344,6 +343,22 @@ def run(args, style="", model="", runs_dir="runs", saved_models="saved_models", 
     logging.info("model: %s", source)
     if stylizer.row_names:
         logging.info("styles of %s: %s", source, ", ".join(stylizer.style_names))
+    return stylizer, source
+
+
+def run(args, style="", model="", runs_dir="runs", saved_models="saved_models", max_size=0, tile_size=1024,
+        tile_overlap=128, stats_size=1536, keep_color=False, strength=1.0, style_weights=None, sheet=False):
+    """Stylizes every job; returns the number of photos that failed (their errors go to stderr).
+
+    ``strength``, ``style_weights`` and a blend in ``style`` pick the styles of a multi-style
+    network (``BlendMixin.set_blend``); ``sheet`` writes a contact sheet of every style instead.
+    """
+    check_max_size(max_size)
+    multistyle.check_strength(strength)
+    jobs = plan_jobs(args)
+    if not jobs:
+        raise StylizeError(f"no images found in {', '.join(args[:-1])}")
+    stylizer, source = prepare_stylizer(style, model, runs_dir, saved_models, strength, style_weights)
     if sheet:
         if len(jobs) != 1:
             raise StylizeError("--contact_sheet takes one photo and one output image")

@@ -13,6 +13,8 @@ network (--weights) is scored on its --style row, at that style's weight.
 --measures adds the style measures (tfstyle.measures: style gap closed, colour gap
 closed, content moved; tfstyle.blobs: droplets) of the network's outputs at
 --measure_size against the style's painting, with --vgg_weights (blocks 1-3 suffice).
+--flicker_frames=30 adds the network's warp error on synthetic moving clips of the
+first three photos, relative to the clips' own (tfstyle.flicker).
 """
 
 import os
@@ -36,6 +38,8 @@ flags.DEFINE_string("out", "", "Where to save the table (.md; a .json goes besid
 flags.DEFINE_bool("progress", False, "Progress bars for Gatys.")
 flags.DEFINE_bool("measures", False, "Also report the style measures and droplets (tfstyle.measures, tfstyle.blobs).")
 flags.DEFINE_integer("measure_size", 384, "Longer side of the photos for --measures, in pixels.", lower_bound=32)
+flags.DEFINE_integer("flicker_frames", 0, "Also measure flicker: warp error on synthetic pan/zoom/rotate/jitter clips "
+                     "of this many frames (30 is the standard; 0: no).", lower_bound=0)
 FLAGS = flags.FLAGS
 
 
@@ -87,8 +91,9 @@ def main(argv):
             painting = images.load_image(styles.resolve_style(FLAGS.style))
             scorer = measures.Measures(measures.loss_network(FLAGS.vgg_weights), painting)
             scored = evaluate.style_measures(transformer, scorer, photos, FLAGS.measure_size)
+        flicker_rows = measure_flicker(transformer, photos[:3], log) if FLAGS.flicker_frames else []
     except (models.ModelError, styles.UnknownStyleError, images.ImageError, vgg.LossNetworkError,
-            multistyle.StyleWeightsError, FileNotFoundError) as e:
+            multistyle.StyleWeightsError, FileNotFoundError, ValueError) as e:
         common.fail(e)
     table = evaluate.format_table(rows)
     text = (f"Style {styles.style_name(FLAGS.style)}, weights {weights_path}, VGG19 weights {FLAGS.vgg_weights} "
@@ -100,6 +105,10 @@ def main(argv):
         text += (f"\nStyle measures at {FLAGS.measure_size} px against the painting (tfstyle.measures; blobs: "
                  f"droplets, tfstyle.blobs), means over photos:\n\n"
                  f"{measures.format_table([{**scored, 'network': 'tfstyle'}])}\n")
+    if flicker_rows:
+        from tfstyle import flicker
+
+        text += f"\nFlicker (warp error, 0..255, on synthetic clips; tfstyle.flicker):\n\n{flicker.format_table(flicker_rows)}\n"
     print(text)
     out = FLAGS.out or os.path.join(FLAGS.runs_dir, styles.style_name(FLAGS.style), "evaluation.md")
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
@@ -110,5 +119,14 @@ def main(argv):
                    "loss": {k: list(v) if isinstance(v, tuple) else v for k, v in loss.items()},
                    "photos": [n for n, _ in photos], "rows": rows,
                    "equivalent_iterations": {str(k): v for k, v in summary.items()},
-                   "style_measures": scored and {**scored, "size": FLAGS.measure_size}}, f, indent=1)
+                   "style_measures": scored and {**scored, "size": FLAGS.measure_size},
+                   "flicker": flicker_rows}, f, indent=1)
     log(f"wrote {out}")
+
+
+def measure_flicker(transformer, photos, log):
+    from tfstyle import flicker, images, stylize, video
+
+    transform = video.frame_transform(stylize.KerasStylizer(transformer))
+    photos = [(n, flicker.landscape(images.resize_longer_side(p, 768, upscale=True))) for n, p in photos]
+    return flicker.measure(flicker.frame_by_frame(transform), photos, frames=FLAGS.flicker_frames, log=log)

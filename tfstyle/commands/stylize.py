@@ -6,6 +6,7 @@
     tfstyle stylize --model=runs/mosaic-candy-photo/transformer.weights.h5 --style=mosaic:0.7,candy:0.3 \
         --strength=0.8 photo.jpg out.jpg
     tfstyle stylize --model=NETWORK --contact_sheet photo.jpg sheet.png
+    tfstyle stylize --model=saved_models/mosaic_slim_int8.tflite clip.mp4 out.mp4 --json
 
 --style is a style name: your trained run (<runs_dir>/<style>/), else your
 latest export (<saved_models>/<style>/<version>), else the weights shipped with
@@ -19,6 +20,10 @@ its styles, NAME[:WEIGHT],... (weights normalized; default: its first style), or
 --style_weights with one number per style. --strength goes from 0 (the photo) to 1
 (the full style): in norm space when the network has an identity style, else as a
 pixel fade. A blend without --model looks for a multi-style run holding its styles.
+
+Clips (.mp4, .mov, .mkv, .webm, .avi, animated .gif; a folder of frames with --fps)
+go frame by frame through the same network, keeping their frame rate and sound
+(needs PyAV: pip install 'tfstyle[video]'); see tfstyle.video.
 """
 
 from absl import flags
@@ -40,23 +45,47 @@ flags.DEFINE_bool("preserve_color", False, "Keep the photo's colours: transfer o
 flags.DEFINE_float("strength", 1.0, "From 0 (the photo) to 1 (the full style).")
 flags.DEFINE_list("style_weights", None, "Multi-style network: one weight per style, in its order (normalized).")
 flags.DEFINE_bool("contact_sheet", False, "Write one image: the photo and every style of the network, labelled.")
+flags.DEFINE_integer("fps", 0, "Clips: frame rate of a folder of input frames (0: 25).", lower_bound=0)
+flags.DEFINE_bool("json", False, "Clips: print a JSON summary (frames, size, fps, audio, speed) on stdout.")
 FLAGS = flags.FLAGS
 
 
 def main(argv):
-    from tfstyle import models, multistyle, styles, stylize, tiling
+    from tfstyle import models, multistyle, styles, stylize, tiling, video
 
     try:
         weights = None
         if FLAGS.style_weights:
             weights = [multistyle.parse_number(w, "--style_weights") for w in FLAGS.style_weights]
+        if video.is_video_job(argv[1:]):
+            return run_video(argv[1:], weights)
         failures = stylize.run(
             argv[1:], FLAGS.style, FLAGS.model, FLAGS.runs_dir, FLAGS.saved_models, FLAGS.max_size,
             FLAGS.tile_size, FLAGS.tile_overlap, FLAGS.stats_size, FLAGS.preserve_color,
             strength=FLAGS.strength, style_weights=weights, sheet=FLAGS.contact_sheet,
         )
     except (stylize.StylizeError, tiling.TilingError, models.ModelError, styles.UnknownStyleError, FileNotFoundError,
-            multistyle.StyleWeightsError) as e:
+            multistyle.StyleWeightsError, video.VideoError) as e:
         common.fail(e, 2 if isinstance(e, stylize.StylizeError) and str(e).startswith("usage:") else 1)
     if failures:
         return 1
+
+
+def run_video(args, weights):
+    import json
+    import os
+
+    from tfstyle import stylize, video
+
+    stylize.check_max_size(FLAGS.max_size)
+    stylizer, source = stylize.prepare_stylizer(FLAGS.style, FLAGS.model, FLAGS.runs_dir, FLAGS.saved_models,
+                                                FLAGS.strength, weights, tflite_threads=os.cpu_count())
+    try:
+        summary = {**video.run(args, stylizer, FLAGS.fps, FLAGS.max_size, FLAGS.preserve_color), "model": source}
+    except KeyboardInterrupt:
+        common.fail(f"interrupted; nothing written to {args[1]}", 130)
+    if FLAGS.json:
+        print(json.dumps(summary))
+    else:
+        print(f"wrote {summary['output']}: {summary['frames']} frames {summary['width']}x{summary['height']} at "
+              f"{summary['fps']:g} fps, audio {summary['audio']} ({summary['frames_per_second']} frames/s)")

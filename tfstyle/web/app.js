@@ -137,6 +137,45 @@ async function stylize() {
   }
 }
 
+// A short clip: its bytes go to POST /tfstyle/video/NAME (the style's current blend and strength
+// as query parameters), an .mp4 comes back.
+let clipUrl = null;
+async function stylizeClip() {
+  const file = $("clip").files[0];
+  const name = $("model").value;
+  if (!file || !signature) return;
+  $("clip_go").disabled = true;
+  const started = performance.now();
+  const status = (text, isError = false) => {
+    $("clip_status").textContent = text;
+    $("clip_status").className = isError ? "error" : "";
+  };
+  try {
+    status("Stylizing the clip…");
+    const query = new URLSearchParams();
+    for (const control of signature.controls) query.set(control.input, control.sliders.map((s) => s.value).join(","));
+    const response = await fetch(`/tfstyle/video/${encodeURIComponent(name)}?${query}`, { method: "POST", body: file });
+    if (!response.ok) {
+      const body = await response.json().catch(() => ({}));
+      throw new Error(body.error || `HTTP ${response.status}`);
+    }
+    if (clipUrl) URL.revokeObjectURL(clipUrl);
+    clipUrl = URL.createObjectURL(await response.blob());
+    Object.assign($("clip_result"), { src: clipUrl, hidden: false });
+    Object.assign($("clip_download"), { href: clipUrl, hidden: false,
+      download: `${file.name.replace(/\.[^.]*$/, "")}_${name}.mp4` });
+    status(`Done with ${name} in ${((performance.now() - started) / 1000).toFixed(1)} s.`);
+  } catch (e) {
+    status(`Error: ${e.message}`, true);
+  } finally {
+    $("clip_go").disabled = false;
+  }
+}
+
+$("clip_form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  stylizeClip();
+});
 $("photo").addEventListener("change", () => {
   const file = $("photo").files[0];
   if (file) $("source").src = URL.createObjectURL(file);
