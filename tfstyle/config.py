@@ -40,7 +40,7 @@ class TrainConfig:
     tv_weight: float = None
     style_layers: tuple = None
     content_layer: str = None
-    vgg_weights: str = "imagenet"
+    vgg_weights: str = "auto"  # tfstyle.vgg.resolve_weights: the full file if cached, else the packaged blocks 1-3
     precision: str = "auto"
     strategy: str = "auto"
     jit_compile: bool = False
