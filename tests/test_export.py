@@ -216,7 +216,7 @@ def test_export_cli_without_trained_weights_says_to_train_first(tmp_path):
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: no trained weights for style 'my_painting'") and f"tfstyle train --style={style}" in last
+    assert last.startswith("error: no trained network for my_painting") and f"tfstyle train --style={style} " in last
     assert not (tmp_path / "out").exists()
 
 
@@ -235,7 +235,7 @@ def test_export_cli_unknown_style_lists_the_valid_ones(tmp_path):
     result = run_export_cli("--style=monet", f"--runs_dir={tmp_path}", f"--out={tmp_path / 'out'}")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: unknown style 'monet'") and "mosaic" in last and "train" not in last
+    assert last.startswith("error: unknown style 'monet': trained styles here: candy, ") and "la_muse" in last
 
 
 def test_export_cli_rejects_a_corrupt_weights_file(tmp_path):

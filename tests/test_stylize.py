@@ -126,7 +126,7 @@ def test_style_name_finds_trained_weights_then_exports(model, weights, tmp_path)
     assert source == saved
     style = tmp_path / "my_painting.jpg"
     Image.fromarray(np.full((16, 16, 3), 90, np.uint8)).save(style)
-    with pytest.raises(models.ModelError, match=f"train it first \\(`tfstyle train --style={style}`\\)"):
+    with pytest.raises(models.ModelError, match=f"no trained network for my_painting; train one with `tfstyle train --style={style} "):
         stylize.load_stylizer(str(style), runs_dir=str(tmp_path), saved_models=str(tmp_path / "sm"))
 
 

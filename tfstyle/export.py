@@ -40,7 +40,7 @@ from absl import logging
 
 from tfstyle import litert, models, multistyle, styles, tflite
 from tfstyle.images import list_images, load_image
-from tfstyle.models import load_transformer, version_dirs
+from tfstyle.models import version_dirs
 from tfstyle.transformer import style_count, tflite_forms
 
 BYTES_SIGNATURE = "stylize_bytes"
@@ -367,7 +367,7 @@ def export_style(
     Conversions run before anything is written, so a failure leaves the previous
     export untouched; every file is written under a temporary name and renamed.
     """
-    model = load_transformer(weights)
+    model, _ = models.load_network(weights)  # weights file or SavedModel (models.find_network)
     rows = list(getattr(model, "row_names", None) or []) if style_count(model) is not None else None
     converted = {}
     calibration_info = None

@@ -201,7 +201,7 @@ def load_stylizer(style="", model="", runs_dir="runs", saved_models="saved_model
             raise StylizeError(f"--style={style}: no multi-style run under {runs_dir} nor shipped network holds "
                                "these styles; pass the network with --model=PATH")
         return KerasStylizer(models.load_transformer(found)), found
-    network, source = models.load_network(path or style, runs_dir, saved_models)
+    network, source = models.load_network(path or style, runs_dir, saved_models, model_flag="--model")
     return KerasStylizer(network), source
 
 

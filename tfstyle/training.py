@@ -256,8 +256,11 @@ def run_dir(config):
 def train(config):
     """Trains (or resumes) a style; returns the path of the final transformer weights."""
     validate(config)
-    for style in multistyle.split_styles(config.style):
-        styles.resolve_style(style)  # fail on an unknown style before anything slow
+    # Each style's painting (models.style_image: a run's name means the painting it was trained on);
+    # an unknown style fails here, before anything slow, with the message every command gives.
+    paintings = [s if s in styles.STYLE_NAMES or os.path.isfile(s) else models.style_image(s, config.runs_dir)
+                 for s in multistyle.split_styles(config.style)]
+    config = dataclasses.replace(config, style=",".join(paintings))
     rows = style_rows(config) if is_multi_style(config) else None
     config = with_recipe(config)
     precision = distribution.set_precision(config.precision)

@@ -61,7 +61,7 @@ def main(argv):
         if not paths:
             raise FileNotFoundError(f"{FLAGS.images}: no images")
         photos = [(os.path.basename(p), images.load_image(p)) for p in paths]
-        transformer = models.load_transformer(weights_path)
+        transformer, _ = models.load_network(weights_path)
         row = None
         if getattr(transformer, "row_names", None):  # a multi-style network: score its --style row
             row = styles.style_name(FLAGS.style)
@@ -71,7 +71,7 @@ def main(argv):
         if os.path.basename(trained_network) == os.path.basename(FLAGS.vgg_weights):
             settings.update({k: v for k, v in trained.items() if settings[k] is None})
         _, loss = recipes.complete(settings.pop("vgg_weights"), **settings)
-        style_image = styles.load_style_image(FLAGS.style, loss["style_size"])
+        style_image = styles.load_style_image(models.style_image(FLAGS.style, FLAGS.runs_dir), loss["style_size"])
         loss_network = vgg.build_loss_network(FLAGS.vgg_weights, loss["style_layers"], loss["content_layer"], seed=FLAGS.seed)
         loss_weights = {k: loss[k] for k in ("content_weight", "style_weight", "tv_weight")}
         rows, summary = evaluate.evaluate(transformer, loss_network, style_image, photos, loss_weights, sizes,

@@ -94,7 +94,7 @@ def main(argv):
     from tfstyle import export, images, models, styles, tflite
 
     try:
-        weights = models.find_weights(FLAGS.style, FLAGS.runs_dir, FLAGS.weights or None)
+        weights = models.find_weights(FLAGS.style, FLAGS.runs_dir, FLAGS.weights or None, saved_models=FLAGS.out)
         logging.info("exporting %s from %s", styles.style_name(FLAGS.style), weights)
         calibration_dir, why = calibration_folder(weights)
         if "int8" in modes:

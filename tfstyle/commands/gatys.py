@@ -34,10 +34,10 @@ def main(argv):
 
     import numpy as np
 
-    from tfstyle import gatys, images, recipes, styles, vgg
+    from tfstyle import gatys, images, models, recipes, styles, vgg
 
     try:
-        style_path = styles.resolve_style(FLAGS.style)
+        style_path = models.style_image(FLAGS.style)
         if not os.path.isfile(content_path):
             raise gatys.GatysError(f"{content_path}: no such file")
         content = images.resize_longer_side(images.load_image(content_path), FLAGS.image_size, upscale=True)
