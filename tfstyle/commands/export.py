@@ -29,9 +29,9 @@ flags.DEFINE_integer("calibration_crops", 100, "Number of calibration crops (at 
 flags.DEFINE_integer("calibration_size", 256, "Calibration crop size in pixels.", lower_bound=16)
 flags.DEFINE_string("range_quantile", "auto",
                     "INT8 activation ranges: this quantile over the calibration crops of each crop's own range, "
-                    "in (0.5, 1]; auto: of 0.6, 0.75 and 0.9, the one whose INT8 file is closest to the float "
-                    "network on 32 photos of --calibration_dir that gave no crop (the best mean PSNR, with the "
-                    "worst photo within 1 dB of the best).")
+                    "in (0.5, 1]; auto: of 0.6, 0.75 and 0.9 (all from one calibration pass), the one whose INT8 "
+                    "file is closest to the float network on 16 photos of --calibration_dir that gave no crop, "
+                    "at 256 px (the best mean PSNR, with the worst photo within 1 dB of the best).")
 flags.DEFINE_string("eval_dir", "../shared/data/content/eval",
                     "Photos to measure TFLite vs float accuracy on (empty, or the default folder missing: skip).")
 flags.DEFINE_integer("eval_max_images", 0, "Use at most this many eval photos (0: all).", lower_bound=0)
