@@ -19,9 +19,12 @@ def interpreter(model_content=None, model_path=None, num_threads=None, **options
 
 
 def _quantize(x, details):
-    """float32 values -> the tensor's type, through its quantization parameters when it is integer."""
+    """float32 values -> the tensor's type, through its quantization parameters when it is quantized
+    (an unquantized uint8 tensor, as ``model.tflite``'s pixels, has scale 0: a plain rounding cast)."""
     if details["dtype"] in (np.uint8, np.int8):
         scale, zero = details["quantization"]
+        if not scale:
+            scale, zero = 1.0, 0
         info = np.iinfo(details["dtype"])
         return np.clip(np.round(x / scale + zero), info.min, info.max).astype(details["dtype"])
     return x.astype(details["dtype"])
@@ -80,6 +83,6 @@ class TFLiteStylizer:
         self.interp.invoke()
         y = self.interp.get_tensor(self.output["index"])[0]
         scale, zero = self.output["quantization"]
-        if self.output["dtype"] in (np.uint8, np.int8):
+        if self.output["dtype"] in (np.uint8, np.int8) and scale:
             y = (y.astype(np.float32) - zero) * scale
         return np.clip(y.astype(np.float32), 0.0, 255.0)

@@ -204,33 +204,84 @@ class TFLiteTileStylizer(BlendMixin):
     def __call__(self, image):
         return self.run(image, self.row)
 
-    def tile_runner(self, image, stats_size=1536):
-        del image, stats_size
-        return self
+    def for_tiles(self, size):
+        """The float network's stylizer, same blend, for a photo that needs tiles (``size``: its size);
+        a one-line ``TilingError`` when there is no float network behind the file."""
+        if self.float_network is None:
+            raise TilingError(f"{size} needs tiles, and a .tflite file cannot share normalization statistics "
+                              "across tiles (each tile would get its own colours): pass the SavedModel or .h5 "
+                              "with --model, downscale with --max_size, or run it whole with --tile_size=0")
+        if getattr(self, "_float", None) is None:
+            self._float = self.float_network()
+            self._float.set_blend(*self.blend)
+            logging.info("photos that need tiles run on TensorFlow's runtime (shared normalization statistics)")
+        return self._float
 
 
-def load_stylizer(style="", model="", runs_dir="runs", saved_models="saved_models"):
-    """Picks the model for ``--style`` / ``--model`` (see the module docstring); returns (stylizer, description)."""
+def tflite_beside(source, precision):
+    """The ``precision`` (fp16 or int8) TFLite file of the network exported at ``source``, or None.
+
+    fp16: the SavedModel version's ``model.tflite`` (float16 weights, float32 compute), else the
+    export's ``<saved_models>/<style>_fp16.tflite``; int8: the export's ``<style>_int8.tflite``.
+    """
     from tfstyle import models
 
-    path = model
-    if not path and style and (style.endswith(MODEL_EXTENSIONS) or os.path.isdir(style)):
-        path = style
-    if path:
-        if path.endswith(".tflite"):
-            if not os.path.isfile(path):
-                raise StylizeError(f"{path}: no such .tflite file")
-            return TFLiteTileStylizer(path), path
-    elif not style:
+    if not (os.path.isdir(source) and models.is_savedmodel_dir(source)):
+        return None
+    base = os.path.dirname(os.path.abspath(source))
+    candidates = [os.path.join(source, "model.tflite")] if precision == "fp16" else []
+    candidates.append(os.path.join(os.path.dirname(base), f"{os.path.basename(base)}_{precision}.tflite"))
+    return next((p for p in candidates if os.path.isfile(p)), None)
+
+
+def network_source(style="", model="", runs_dir="runs", saved_models="saved_models"):
+    """The file or folder of the network ``--style`` / ``--model`` name (``models.find_network``;
+    a blend: ``find_multi_style_network``; a run or versions folder: its weights or latest version)."""
+    from tfstyle import models
+
+    if model:
+        source = models.find_weights(model, weights=model).rstrip(os.sep)
+        if os.path.isdir(source) and not models.is_savedmodel_dir(source):
+            final = os.path.join(source, "transformer.weights.h5")
+            latest = models.latest_savedmodel(os.path.dirname(source) or ".", os.path.basename(source))
+            source = final if os.path.isfile(final) else latest or source
+        return source
+    if not style:
         raise StylizeError("say which model to use: --style=NAME (a trained style) or --model=PATH")
-    elif is_blend(style):
+    if is_blend(style):
         found = find_multi_style_network(style, runs_dir)
         if not found:
             raise StylizeError(f"--style={style}: no multi-style run under {runs_dir} nor shipped network holds "
                                "these styles; pass the network with --model=PATH")
-        return KerasStylizer(models.load_transformer(found)), found
-    network, source = models.load_network(path or style, runs_dir, saved_models, model_flag="--model")
-    return KerasStylizer(network), source
+        return found
+    return models.find_network(style, runs_dir, saved_models, model_flag="--model")
+
+
+def load_stylizer(style="", model="", runs_dir="runs", saved_models="saved_models", precision="auto"):
+    """Picks the model for ``--style`` / ``--model`` and ``--precision`` (see the module docstring);
+    returns (stylizer, description)."""
+    from tfstyle import models
+
+    if precision not in PRECISIONS:
+        raise StylizeError(f"--precision={precision}: use one of {', '.join(PRECISIONS)}")
+    if not model and style and (style.endswith(MODEL_EXTENSIONS) or os.path.isdir(style)):
+        model = style
+    if model.endswith(".tflite"):
+        if not os.path.isfile(model):
+            raise StylizeError(f"{model}: no such .tflite file")
+        return TFLiteTileStylizer(model), model
+    source = network_source(style, model, runs_dir, saved_models)
+    float_network = lambda: KerasStylizer(models.load_network(source, runs_dir, saved_models)[0])  # noqa: E731
+    if precision != "float":
+        file = tflite_beside(source, "fp16" if precision == "auto" else precision)
+        if file:
+            return TFLiteTileStylizer(file, float_network), f"{file} (LiteRT; the network of {source})"
+        if precision != "auto":
+            name = os.path.basename(os.path.dirname(os.path.abspath(source))) if os.path.isdir(source) else (
+                os.path.splitext(os.path.basename(source))[0])
+            raise StylizeError(f"--precision={precision}: no {precision} TFLite file beside {source}; write it with "
+                               f"`tfstyle export --style={name}`, or use --precision=float")
+    return float_network(), source
 
 
 def is_blend(style):
@@ -429,31 +480,35 @@ def run(args, style="", model="", runs_dir="runs", saved_models="saved_models", 
 
 
 class _AboveProgress:
-    """A stream whose lines ``tqdm.write`` prints above the progress bar."""
+    """A stream whose lines ``tqdm.write`` prints above the progress bar, on ``stream``."""
 
-    def __init__(self, progress):
-        self.progress = progress
+    def __init__(self, progress, stream):
+        self.progress, self.stream = progress, stream
 
     def write(self, text):
         if text.strip():
-            self.progress.write(text.rstrip("\n"), file=sys.stderr)
+            self.progress.write(text.rstrip("\n"), file=self.stream)
 
     def flush(self):
-        pass
+        self.stream.flush()
 
 
 @contextlib.contextmanager
 def logs_above(progress):
-    """While ``progress`` (a tqdm bar, or None) runs, absl's log lines print above it, not into it."""
+    """While ``progress`` (a tqdm bar, or None) runs, absl's log lines and other writes to stderr print
+    above it, not into it (absl's handler writes to its stream, or to ``sys.stderr`` before flags are parsed)."""
     if progress is None:
         yield
         return
     handler = logging.get_absl_handler().python_handler
-    stream = handler.stream
-    handler.setStream(_AboveProgress(progress))
+    stream, stderr = handler.stream, sys.stderr
+    above = _AboveProgress(progress, stderr)
+    handler.setStream(above)
+    sys.stderr = above
     try:
         yield
     finally:
+        sys.stderr = stderr
         handler.setStream(stream)
 
 
@@ -472,13 +527,13 @@ def _stylize_jobs(jobs, stylizer, progress, max_size, tile_size, tile_overlap, s
         except ImageError as e:
             failures += 1
             message = f"error: {e}"
-            (progress.write if progress else print)(message, file=sys.stderr)
+            print(message, file=sys.stderr)  # above the progress bar (logs_above)
         except TilingError as e:
             failures += 1
-            (progress.write if progress else print)(f"error: {src}: {e}", file=sys.stderr)
+            print(f"error: {src}: {e}", file=sys.stderr)
         except OSError as e:
             failures += 1
-            (progress.write if progress else print)(f"error: {dst}: cannot write ({e.strerror or e})", file=sys.stderr)
+            print(f"error: {dst}: cannot write ({e.strerror or e})", file=sys.stderr)
         if progress:
             progress.update(1)
     return failures
