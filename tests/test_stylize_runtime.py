@@ -88,3 +88,17 @@ def test_log_lines_go_above_the_progress_bar():
     with stylize.logs_above(Bar()):
         logging.warning("a line from inside the loop")
     assert any("a line from inside the loop" in line for line in written)
+
+
+def test_litert_keeps_an_interpreter_per_photo_size(exported):
+    from tfstyle import litert
+
+    _, version, _ = exported
+    runner = litert.TFLiteStylizer(model_path=os.path.join(version, "model.tflite"), sizes_kept=2)
+    first = runner(photo(48, 64))
+    small = runner.interp
+    runner(photo(64, 48))
+    again = runner(photo(48, 64))
+    assert runner.interp is small and np.array_equal(first, again)  # reused, not rebuilt
+    runner(photo(32, 32))
+    assert len(runner._by_size) == 2 and (64, 48) not in runner._by_size  # the least recent size left
