@@ -23,7 +23,7 @@ refused with a one-line reason when only the file was given (never a patchwork o
 
 ``--precision`` picks the runtime. The default runs LiteRT on the style's float16 TFLite file (the
 SavedModel version's ``model.tflite``, float16 weights computing in float32: the float picture
-within a pixel level, several times faster than TensorFlow's runtime on a CPU) where its export
+within a pixel level; LiteRT's XNNPACK kernels, faster than TensorFlow's on a CPU) where its export
 has one, else the float network on TensorFlow; ``float`` forces the latter, ``int8`` runs the
 export's INT8 file.
 

@@ -47,8 +47,8 @@ flags.DEFINE_float("strength", 1.0, "From 0 (the photo) to 1 (the full style).")
 flags.DEFINE_list("style_weights", None, "Multi-style network: one weight per style, in its order (normalized).")
 flags.DEFINE_bool("contact_sheet", False, "Write one image: the photo and every style of the network, labelled.")
 flags.DEFINE_enum("precision", "auto", ["auto", "float", "fp16", "int8"],
-                  "auto: LiteRT on the style's float16 TFLite file (the float picture within a pixel level, several "
-                  "times faster) where its export has one, else float; float: the float32 network on TensorFlow; "
+                  "auto: LiteRT on the style's float16 TFLite file (the float picture within a pixel level) "
+                  "where its export has one, else float; float: the float32 network on TensorFlow; "
                   "fp16 / int8: the export's TFLite file of that precision.")
 flags.DEFINE_bool("overwrite", False, "Allow an output to replace its own input photo.")
 FLAGS = flags.FLAGS
