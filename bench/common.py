@@ -69,8 +69,15 @@ def time_call(fn, repeats=5, warmup=1):
     return statistics.median(times), [round(t, 5) for t in times]
 
 
-DEFAULT_CALIBRATION = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data",
-                                   "content", "train")
+def shared_photos(name):
+    """``../shared/data/content/<name>`` beside the repo when it is there, else the package's sample photos."""
+    from tfstyle.images import SAMPLES_DIR
+
+    shared = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data", "content", name)
+    return shared if os.path.isdir(shared) else SAMPLES_DIR
+
+
+DEFAULT_CALIBRATION = shared_photos("train")
 
 
 def calibration_crops(directory, quick, num_crops=16, quick_images=2):

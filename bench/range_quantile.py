@@ -30,7 +30,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--style", default="mosaic")
     p.add_argument("--quantiles", default="0.99,0.9,0.75,0.6", help="comma list, each in (0.5, 1]")
-    p.add_argument("--images", default=os.path.join(repo, "..", "shared", "data", "content", "eval"))
+    p.add_argument("--images", default=common.shared_photos("eval"))
     p.add_argument("--calibration_dir", default=common.DEFAULT_CALIBRATION)
     p.add_argument("--statistics_margin", type=float, default=tflite.STATISTICS_MARGIN,
                    help="per-image statistics: the extremes widened by this fraction (negative: the quantile range)")

@@ -60,12 +60,16 @@ TRAIN_DIR, EVAL_DIR = photo_dirs()
 
 
 def run_python(*argv, cwd=REPO, timeout=300):
-    """Runs ``python ARGV`` in a child process, TensorFlow's logs quiet; returns the CompletedProcess."""
+    """Runs ``python ARGV`` in a child process, TensorFlow's logs quiet; returns the CompletedProcess.
+
+    The child imports this repo's ``tfstyle`` whatever ``cwd`` is (PYTHONPATH).
+    """
     import subprocess
     import sys
 
-    return subprocess.run([sys.executable, *argv], capture_output=True, text=True, cwd=cwd,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, timeout=timeout)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": os.pathsep.join(
+        p for p in (REPO, os.environ.get("PYTHONPATH")) if p)}
+    return subprocess.run([sys.executable, *argv], capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout)
 
 
 def run_tfstyle(*args, cwd=REPO, timeout=300):

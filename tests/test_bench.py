@@ -154,3 +154,11 @@ def test_tensor_snr_quick(tmp_path):
     first = by_tensor["transformer_1/to_unit_1/mul"]
     assert first["clipped"] == 0 and first["snr_db"] > 40  # the input: exact up to the int8 step
     assert any("res1_add" in name for name in by_tensor) and all(np.isfinite(line["snr_db"]) for line in lines)
+
+
+def test_stylize_paths_quick():
+    lines = {line["path"]: line for line in run_bench("stylize_paths.py")}
+    assert {"default", "float", "tflite_float32"} <= set(lines)
+    assert lines["float"]["psnr_vs_float"] is None  # the reference itself
+    assert lines["default"]["psnr_vs_float"] is None or lines["default"]["psnr_vs_float"] >= 48
+    assert all(line["median_s"] > 0 and line["vs_fastest_faithful"] > 0 for line in lines.values())

@@ -51,3 +51,32 @@ def test_python_scripts_are_the_same_commands():
         result = subprocess.run([sys.executable, os.path.join(REPO, script), "--help"], capture_output=True, text=True,
                                 cwd=REPO, timeout=120)
         assert result.returncode == 0 and flag in result.stdout
+
+
+def test_help_into_a_closed_pipe_is_quiet():
+    result = subprocess.run(f"'{sys.executable}' -m tfstyle train --help | head -1", shell=True, capture_output=True,
+                            text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": REPO}, timeout=120)
+    assert result.stdout.startswith("usage: tfstyle train") and "BrokenPipeError" not in result.stderr, result.stderr
+
+
+def test_stylize_usage_examples_have_no_runs_of_spaces():
+    from tfstyle.commands import stylize
+
+    examples = [line.strip() for line in stylize.__doc__.splitlines() if line.strip().startswith("tfstyle ")]
+    assert examples and all("  " not in line and "\\" not in line for line in examples)
+
+
+@pytest.mark.parametrize("flag,message", [
+    ("--strength=2", "error: strength 2: must be between 0 (the photo) and 1 (the full style)"),
+    ("--style=mosaic:-1,candy:1", "error: style weight of 'mosaic' is -1: weights must be >= 0"),
+    ("--style_weights=1,-2", "error: style weight of 'style 2' is -2: weights must be >= 0"),
+])
+def test_stylize_value_errors_come_before_tensorflow_loads(flag, message, tmp_path):
+    code = ("import sys\nfrom tfstyle import cli\n"
+            f"try:\n    cli.main(['tfstyle', 'stylize', '{flag}', 'in.jpg', 'out.jpg'])\n"
+            "except SystemExit as e:\n    print('exit', e.code)\n"
+            "print('tensorflow loaded:', 'tensorflow' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(tmp_path),
+                            env={**os.environ, "PYTHONPATH": REPO}, timeout=120)
+    assert result.stderr.strip().splitlines()[-1] == message
+    assert "exit 2" in result.stdout and "tensorflow loaded: False" in result.stdout

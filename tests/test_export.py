@@ -216,7 +216,7 @@ def test_export_cli_without_trained_weights_says_to_train_first(tmp_path):
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: no trained weights for style 'my_painting'") and f"tfstyle train --style={style}" in last
+    assert last.startswith("error: no trained network for my_painting") and f"tfstyle train --style={style} " in last
     assert not (tmp_path / "out").exists()
 
 
@@ -235,7 +235,7 @@ def test_export_cli_unknown_style_lists_the_valid_ones(tmp_path):
     result = run_export_cli("--style=monet", f"--runs_dir={tmp_path}", f"--out={tmp_path / 'out'}")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: unknown style 'monet'") and "mosaic" in last and "train" not in last
+    assert last.startswith("error: unknown style 'monet': trained styles here: candy, ") and "la_muse" in last
 
 
 def test_export_cli_rejects_a_corrupt_weights_file(tmp_path):
@@ -302,3 +302,25 @@ def test_export_cli_rejects_a_bad_range_quantile(tmp_path, value):
     assert result.stderr.strip().splitlines()[-1] == (
         f"error: --range_quantile: '{value}' is neither auto nor a number in (0.5, 1]")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_export_cli_without_photo_folders_calibrates_on_the_sample_photos_and_says_so(tmp_path):
+    keras.utils.set_random_seed(5)
+    weights = str(tmp_path / "tiny.weights.h5")
+    build_transformer(width=0.25, residual_blocks=1).save_weights(weights)
+    out = tmp_path / "out"
+    # cwd: a folder with no ../shared beside it, as on a user's clone.
+    result = run_python(os.path.join(REPO, "export.py"), "--style=tiny", f"--weights={weights}", f"--out={out}",
+                        "--tflite=int8", "--calibration_crops=2", "--calibration_size=32", cwd=str(tmp_path), timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "sample photos" in result.stderr and "--calibration_dir" in result.stderr
+    report = json.load(open(out / "tiny_export_report.json"))
+    assert report["tflite"]["int8"]["calibration"]["dir"].endswith(os.path.join("tfstyle", "samples"))
+
+
+def test_export_cli_missing_photo_folder_names_its_flag(tmp_path):
+    result = run_export_cli("--style=mosaic", f"--calibration_dir={tmp_path}/nowhere", f"--out={tmp_path / 'out'}")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (f"error: {tmp_path}/nowhere: no such directory "
+                                                      "(--calibration_dir takes a folder of photos)")

@@ -71,9 +71,11 @@ def test_savedmodel_takes_style_weights_and_strength_and_names_its_styles(net, s
     image = photo()
     serve = loaded.signatures["serving_default"]
     out = serve(images=tf.constant(image[None]), style_weights=tf.constant([3.0, 1.0]), strength=tf.constant(0.5))
-    # Weights normalized, strength towards the identity row in norm space.
-    expected = keras_out(net, image, [0.375, 0.125, 0.5])
-    assert np.abs(out["stylized"].numpy()[0].astype(np.float32) - expected).max() <= 1
+    # Weights normalized, strength towards the identity row in norm space, plus half the identity row's error.
+    expected = keras_out(net, image, [0.375, 0.125, 0.5]) + 0.5 * (image - keras_out(net, image, [0, 0, 1]))
+    assert np.abs(out["stylized"].numpy()[0].astype(np.float32) - np.clip(expected, 0, 255)).max() <= 1
+    at_zero = serve(images=tf.constant(image[None]), style_weights=tf.constant([3.0, 1.0]), strength=tf.constant(0.0))
+    np.testing.assert_array_equal(at_zero["stylized"].numpy()[0], image)  # strength 0: the photo itself
     png = loaded.signatures["stylize_bytes"](image_bytes=tf.constant([tf.io.encode_png(image).numpy()]),
                                              style_weights=tf.constant([0.0, 1.0]), strength=tf.constant(1.0))
     decoded = tf.io.decode_png(png["stylized_bytes"][0]).numpy().astype(np.float32)
@@ -132,7 +134,8 @@ def test_stylize_blends_in_norm_space_tiles_and_draws_a_contact_sheet(net, weigh
     stylizer.set_blend("mosaic:0.7,candy:0.3", strength=0.8)
     np.testing.assert_allclose(stylizer.row, [0.56, 0.24, 0.2], atol=1e-6)
     whole = stylize.stylize_image(stylizer, image, tile_size=0).astype(np.float32)
-    assert np.abs(whole - keras_out(net, image, [0.56, 0.24, 0.2])).max() <= 1
+    expected = keras_out(net, image, [0.56, 0.24, 0.2]) + 0.2 * (image - keras_out(net, image, [0, 0, 1]))
+    assert np.abs(whole - np.clip(expected, 0, 255)).max() <= 1
     tiled = stylize.stylize_image(stylizer, image, tile_size=64, tile_overlap=32, stats_size=96).astype(np.float32)
     assert np.abs(tiled - whole).mean() < 1.0  # tiles use the whole photo's statistics, with this blend
 
@@ -201,3 +204,21 @@ def test_tfstyle_serve_sees_the_style_inputs_and_names(saved):
     with pytest.raises(tf.errors.InvalidArgumentError, match="style_weights: negative weight"):  # HTTP 400
         servable.run("stylize_bytes", {"image_bytes": np.array([png], object),
                                        "style_weights": np.float32([-1.0, 2.0]), "strength": np.float32(1.0)})
+
+
+def test_stylize_strength_zero_is_the_photo_and_approaches_it_continuously(net):
+    from tfstyle import stylize
+
+    stylizer = stylize.KerasStylizer(net)
+    image = photo(48)
+    stylizer.set_blend("candy", 0.0)
+    np.testing.assert_array_equal(stylize.stylize_image(stylizer, image), image)
+    stylizer.set_blend("candy", 1.0)
+    full = stylize.stylize_image(stylizer, image).astype(np.float32)
+    assert np.abs(full - np.clip(np.round(keras_out(net, image, [0, 1, 0])), 0, 255)).max() <= 1
+    stylizer.set_blend("candy", 0.02)
+    near = stylize.stylize_image(stylizer, image).astype(np.float32)
+    far = np.abs(full - image).mean()
+    assert np.abs(near - image).mean() < 0.1 * far  # no jump at 0: 2 % of the way is close to the photo
+    tiled = stylize.stylize_image(stylizer, photo(96), tile_size=64, tile_overlap=32)  # tiles take the correction too
+    assert np.abs(tiled.astype(np.float32) - photo(96)).mean() < 0.1 * far

@@ -54,6 +54,28 @@ def test_missing_imagenet_weights_say_where_the_file_goes(tmp_path):
     assert_one_line_error(result, os.path.join(str(tmp_path), "keras", "models", "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"))
 
 
+def test_trains_offline_on_the_packaged_loss_network_by_default(tmp_path):
+    from tfstyle import vgg
+
+    painting = tmp_path / "painting.jpg"
+    os.link(os.path.join(REPO, "tfstyle", "styles", "mosaic.jpg"), painting)
+    flags = [f for f in TINY_FLAGS if not f.startswith("--vgg_weights")]
+    result = run_train(f"--style={painting}", f"--data_dir={TRAIN_DIR}", f"--runs_dir={tmp_path}", "--steps=1", *flags,
+                       env={"KERAS_HOME": str(tmp_path / "keras"), "TFSTYLE_VGG19_WEIGHTS": ""})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"loss network: {vgg.PACKAGED_BLOCKS_1_TO_3}" in result.stderr
+    assert f"loss recipe for VGG19 blocks 1-3 ({vgg.PACKAGED_BLOCKS_1_TO_3})" in result.stderr
+    assert json.load(open(tmp_path / "painting" / "config.json"))["vgg_weights"] == vgg.PACKAGED_BLOCKS_1_TO_3
+
+
+def test_a_missing_loss_network_file_is_one_line_before_any_recipe(tmp_path):
+    flags = [f for f in TINY_FLAGS if not f.startswith("--vgg_weights")]
+    result = run_train("--style=mosaic", f"--data_dir={TRAIN_DIR}", f"--runs_dir={tmp_path}", f"--vgg_weights={tmp_path}/no.npz",
+                       *flags)
+    assert_one_line_error(result, f"{tmp_path}/no.npz: no such VGG19 weights file")
+    assert "loss recipe" not in result.stderr
+
+
 def test_folder_with_bad_files_trains_and_reports_skipped(tmp_path):
     zoo = make_zoo(str(tmp_path / "photos"), os.path.join(TRAIN_DIR, sorted(os.listdir(TRAIN_DIR))[0]))
     os.remove(os.path.join(zoo, "one_pixel.png"))  # flat, like blank.png; covered by the all-unusable test

@@ -1,3 +1,4 @@
+import hashlib
 import os
 
 import keras
@@ -162,3 +163,40 @@ def test_shared_block1_to_block3_weights_load_and_pick_their_recipe():
 def test_recipe_follows_the_layers_the_weights_cover(tmp_path):
     assert recipes.for_weights("random") is recipes.FULL_VGG19
     assert recipes.for_layers(vgg.CONV_LAYERS[:8]) is recipes.BLOCKS_1_TO_3
+
+
+def test_packaged_blocks_1_to_3_are_the_default_when_the_full_file_is_not_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.delenv(vgg.WEIGHTS_ENV, raising=False)
+    assert vgg.resolve_weights("auto") == vgg.PACKAGED_BLOCKS_1_TO_3
+    assert recipes.for_weights("auto") is recipes.BLOCKS_1_TO_3
+    cached = tmp_path / "full.h5"
+    cached.write_bytes(b"not the file")
+    monkeypatch.setenv(vgg.WEIGHTS_ENV, str(cached))
+    with pytest.raises(vgg.WeightsError, match="md5"):  # a cached full file is used, so it is checked
+        vgg.resolve_weights("auto")
+
+
+def test_a_missing_weights_file_is_an_error_before_any_recipe():
+    with pytest.raises(vgg.WeightsError, match="nowhere.npz: no such VGG19 weights file"):
+        recipes.complete("nowhere.npz")
+
+
+PACKAGED_SHA256 = "e51cd42ed0d73b2dbbc60667176fd387a8bec1efa766681eff129d51e0b5f33b"
+
+
+def test_packaged_blocks_1_to_3_load_as_float32():
+    recipe = recipes.BLOCKS_1_TO_3
+    net = vgg.build_loss_network(vgg.PACKAGED_BLOCKS_1_TO_3, recipe.style_layers, recipe.content_layer)
+    kernel = net.get_layer("block1_conv1").get_weights()[0]
+    assert kernel.dtype == np.float32 and kernel.shape == (3, 3, 3, 64)
+    with open(vgg.PACKAGED_BLOCKS_1_TO_3, "rb") as f:  # the file tfstyle/weights/README.md describes
+        assert hashlib.sha256(f.read()).hexdigest() == PACKAGED_SHA256
+
+
+@pytest.mark.skipif(not os.path.exists(SHARED_WEIGHTS), reason="../shared/weights is not beside the repo")
+def test_packaged_blocks_1_to_3_equal_the_shared_file_rounded_to_float16():
+    with np.load(SHARED_WEIGHTS) as shared, np.load(vgg.PACKAGED_BLOCKS_1_TO_3) as packaged:
+        assert sorted(shared.files) == sorted(packaged.files)
+        for key in shared.files:
+            np.testing.assert_array_equal(packaged[key], shared[key].astype(np.float16), err_msg=key)

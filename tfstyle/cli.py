@@ -44,7 +44,10 @@ def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     module = importlib.import_module(SUBCOMMANDS[name][0])
     if any(arg in HELP for arg in argv[2:]):
-        print(f"usage: tfstyle {name} [flags] [args]\n\n{command_help(name, module)}")
+        try:
+            print(f"usage: tfstyle {name} [flags] [args]\n\n{command_help(name, module)}", flush=True)
+        except BrokenPipeError:  # `tfstyle train --help | head`: the reader has gone, as with any Unix tool
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     from absl import app
 

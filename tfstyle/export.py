@@ -32,6 +32,7 @@ sees a half-written export, and a failed export leaves earlier versions alone.
 import json
 import os
 import shutil
+import time
 import uuid
 
 import numpy as np
@@ -40,7 +41,7 @@ from absl import logging
 
 from tfstyle import litert, models, multistyle, styles, tflite
 from tfstyle.images import list_images, load_image
-from tfstyle.models import load_transformer, version_dirs
+from tfstyle.models import version_dirs
 from tfstyle.transformer import style_count, tflite_forms
 
 BYTES_SIGNATURE = "stylize_bytes"
@@ -111,7 +112,8 @@ class MultiStyleServingModule(ServingModule):
         self._photo = multistyle.has_photo(rows)
 
     def _row(self, style_weights, strength):
-        """The checked network row for (style_weights, strength), and the pixel fade (1: none)."""
+        """The checked network row for (style_weights, strength), the pixel fade (1: none) and the
+        identity row's error to add back (``multistyle.identity_correction``; 0: none)."""
         n, names = len(self._names), ", ".join(self._names)
         checks = [
             tf.debugging.assert_equal(tf.size(style_weights), n, message=(
@@ -128,30 +130,37 @@ class MultiStyleServingModule(ServingModule):
         with tf.control_dependencies(checks):
             weights = style_weights / tf.reduce_sum(style_weights)
             if self._photo:  # towards the identity row, in norm space
-                return tf.concat([strength * weights, [1.0 - strength]], 0), tf.constant(1.0)
-            return tf.identity(weights), tf.identity(strength)
+                return tf.concat([strength * weights, [1.0 - strength]], 0), tf.constant(1.0), 1.0 - strength
+            return tf.identity(weights), tf.identity(strength), tf.constant(0.0)
 
-    def _stylize(self, images, row, fade):
-        """float32 [B, H, W, 3] -> float32 stylized, faded in pixels by ``fade``."""
-        rows = tf.tile(row[None], [tf.shape(images)[0], 1])
-        stylized = self.model([images, rows], training=False)
+    def _stylize(self, images, row, fade, correction):
+        """float32 [B, H, W, 3] -> float32 stylized, plus ``correction`` times (photo - the identity row's
+        output) where the network has one, faded in pixels by ``fade``."""
+        batch = tf.shape(images)[0]
+        stylized = self.model([images, tf.tile(row[None], [batch, 1])], training=False)
+        if self._photo:
+            photo_row = tf.one_hot(tf.size(row) - 1, tf.size(row))  # the identity row is the last
+            identity = tf.cond(correction > 0.0,
+                               lambda: self.model([images, tf.tile(photo_row[None], [batch, 1])], training=False),
+                               lambda: images)
+            stylized = stylized + correction * (images - identity)
         return fade * stylized + (1.0 - fade) * images
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name=IMAGES_KEY),
                                   tf.TensorSpec([None], tf.float32, name=STYLE_WEIGHTS_KEY),
                                   tf.TensorSpec([], tf.float32, name=STRENGTH_KEY)])
     def serve_images(self, images, style_weights, strength):
-        row, fade = self._row(style_weights, strength)
-        return {STYLIZED_KEY: to_uint8(self._stylize(tf.cast(images, tf.float32), row, fade))}
+        row, fade, correction = self._row(style_weights, strength)
+        return {STYLIZED_KEY: to_uint8(self._stylize(tf.cast(images, tf.float32), row, fade, correction))}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=IMAGE_BYTES_KEY),
                                   tf.TensorSpec([None], tf.float32, name=STYLE_WEIGHTS_KEY),
                                   tf.TensorSpec([], tf.float32, name=STRENGTH_KEY)])
     def serve_bytes(self, image_bytes, style_weights, strength):
-        row, fade = self._row(style_weights, strength)
+        row, fade, correction = self._row(style_weights, strength)
 
         def one(data):
-            stylized = self._stylize(tf.cast(decode_checked(data), tf.float32)[None], row, fade)[0]
+            stylized = self._stylize(tf.cast(decode_checked(data), tf.float32)[None], row, fade, correction)[0]
             return tf.io.encode_png(to_uint8(stylized))
 
         return {STYLIZED_BYTES_KEY: tf.map_fn(one, image_bytes, fn_output_signature=tf.TensorSpec([], tf.string))}
@@ -288,6 +297,10 @@ def compare_tflite(savedmodel_path, tflite_models, image_paths):
 # best one lay between 0.6 and 0.9 for every shipped network (docs/RESULTS.md).
 AUTO_RANGE_QUANTILES = (0.6, 0.75, 0.9)
 WORST_PHOTO_TOLERANCE_DB = 1.0
+# The choice is scored on this many held-out photos at this longer side: enough to rank the candidates,
+# a fraction of the time of full-size photos (the report's accuracy is measured at full size on --eval_dir).
+CHOICE_PHOTOS = 16
+CHOICE_SIDE = 256
 
 
 def choose_range_quantile(model, candidates, photos):
@@ -320,8 +333,15 @@ def pick_range_quantile(summary):
 
 
 def _int8_with_range_quantile(model, crops, range_quantile, calibration_dir, num_crops):
-    """(INT8 flatbuffer, report entry) for ``export_style``'s ``range_quantile``."""
-    held_out = tflite.held_out_photos(calibration_dir, num_crops) if range_quantile == "auto" else []
+    """(INT8 flatbuffer, report entry) for ``export_style``'s ``range_quantile``.
+
+    "auto": one calibration pass gives every candidate (``tflite.convert`` with a list of quantiles),
+    scored on ``CHOICE_PHOTOS`` held-out photos scaled to ``CHOICE_SIDE``.
+    """
+    from tfstyle.images import resize_longer_side
+
+    held_out = tflite.held_out_photos(calibration_dir, num_crops, count=CHOICE_PHOTOS) if range_quantile == "auto" else []
+    held_out = [(p, resize_longer_side(image, CHOICE_SIDE)) for p, image in held_out]
     if not held_out:
         if range_quantile == "auto":
             logging.info("no photos of %s beyond the calibration crops' to choose a range quantile on: %s",
@@ -329,9 +349,12 @@ def _int8_with_range_quantile(model, crops, range_quantile, calibration_dir, num
         quantile = tflite.RANGE_QUANTILE if range_quantile == "auto" else float(range_quantile)
         return tflite.convert(model, "int8", crops, range_quantile=quantile), {"chosen": quantile}
     contents = dict(zip(AUTO_RANGE_QUANTILES, tflite.convert(model, "int8", crops, list(AUTO_RANGE_QUANTILES))))
+    logging.info("choosing the range quantile among %s on %d held-out photos at %d px",
+                 ", ".join(map(str, AUTO_RANGE_QUANTILES)), len(held_out), CHOICE_SIDE)
     quantile, scores = choose_range_quantile(model, contents, held_out)
-    logging.info("INT8 range quantile %s; INT8 vs float on %d photos that gave no crop, mean / worst dB: %s",
-                 quantile, len(held_out), ", ".join(f"{q}: {s['psnr_mean']} / {s['psnr_min']}" for q, s in scores.items()))
+    logging.info("INT8 range quantile %s; INT8 vs float on %d photos that gave no crop (%d px), mean / worst dB: %s",
+                 quantile, len(held_out), CHOICE_SIDE,
+                 ", ".join(f"{q}: {s['psnr_mean']} / {s['psnr_min']}" for q, s in scores.items()))
     return contents[quantile], {"chosen": quantile, "held_out_photos": [os.path.basename(p) for p, _ in held_out],
                                 "held_out_psnr": {str(q): s for q, s in scores.items()}}
 
@@ -367,7 +390,9 @@ def export_style(
     Conversions run before anything is written, so a failure leaves the previous
     export untouched; every file is written under a temporary name and renamed.
     """
-    model = load_transformer(weights)
+    start = time.perf_counter()
+    step = lambda message, *args: logging.info("[%3.0f s] " + message, time.perf_counter() - start, *args)  # noqa: E731
+    model, _ = models.load_network(weights)  # weights file or SavedModel (models.find_network)
     rows = list(getattr(model, "row_names", None) or []) if style_count(model) is not None else None
     converted = {}
     calibration_info = None
@@ -377,18 +402,18 @@ def export_style(
                 raise ExportError("int8 export needs --calibration_dir (a folder of photos)")
             crops = tflite.representative_crops(calibration_dir, num_crops, crop_size)
             calibration_info = {"dir": calibration_dir, "crops": len(crops), "crop_size": crop_size}
-            logging.info("converting to INT8 TFLite, calibrated on %d crops of %s (a few minutes)", len(crops), calibration_dir)
+            step("converting to INT8 TFLite, calibrated on %d crops of %s", len(crops), calibration_dir)
             content, calibration_info["range_quantile"] = _int8_with_range_quantile(
                 model, crops, range_quantile, calibration_dir, num_crops)
             tflite.check_integer_only(content)
         else:
-            logging.info("converting to %s TFLite", mode)
+            step("converting to %s TFLite", mode)
             content = tflite.convert(model, mode)
         if rows:
             content = multistyle.add_tflite_row_names(content, rows)
         converted[mode] = content
 
-    logging.info("writing the SavedModel")
+    step("writing the SavedModel (and its model.tflite)")
     saved = export_savedmodel(model, out_dir, style, version=version, overwrite=overwrite, with_tflite=True)
     serving_tflite_path = os.path.join(saved, SERVING_TFLITE)
     report = {
@@ -422,10 +447,11 @@ def export_style(
             report["tflite"][mode]["calibration"] = calibration_info
     if eval_dir and converted:
         paths = list_images(eval_dir)[:eval_max_images]
-        logging.info("measuring %s against the float model on %d photos of %s", ", ".join(converted), len(paths), eval_dir)
+        step("measuring %s against the float model on %d photos of %s", ", ".join(converted), len(paths), eval_dir)
         report["eval"] = {"dir": eval_dir, "images": len(paths), "reference": "float SavedModel serving_default"}
         report["eval"].update(compare_tflite(saved, converted, paths))
     path = report_path(out_dir, style)
     tflite.write_atomic(path, (json.dumps(report, indent=2) + "\n").encode())
     report["report_path"] = path
+    step("done")
     return report

@@ -13,6 +13,9 @@ from absl import logging
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
+# Three Kodak photos shipped with the package (tfstyle/samples/README.md): a photo to try on a fresh
+# clone, and the INT8 calibration photos of `tfstyle export` when no folder is given.
+SAMPLES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "samples")
 _warned_animated = set()  # paths already warned about, so a training pipeline says it once
 
 

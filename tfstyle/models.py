@@ -195,39 +195,87 @@ def trained_loss(weights_path, row=None):
     return loss, network
 
 
-def find_weights(style, runs_dir="runs", weights=None):
-    """``weights`` if given, else the run's final weights, else the shipped ones; a ``ModelError`` if none.
+def trained_styles(runs_dir="runs", saved_models="saved_models"):
+    """Names ``find_network`` finds a trained network for: runs with final weights, exports, shipped weights."""
+    names = set(pretrained_styles())
+    names.update(os.path.basename(os.path.dirname(p)) for p in glob.glob(os.path.join(runs_dir, "*", "transformer.weights.h5")))
+    if saved_models:
+        names.update(n for n in (os.listdir(saved_models) if os.path.isdir(saved_models) else [])
+                     if version_dirs(os.path.join(saved_models, n)))
+    return sorted(names)
 
-    The error names the run's checkpoints when training stopped before its end.
+
+def unknown_style(style, runs_dir="runs", saved_models="saved_models"):
+    """The one error for a ``--style`` that is neither a trained network nor a painting, in every command."""
+    return styles.UnknownStyleError(
+        f"unknown style '{style}': trained styles here: {', '.join(trained_styles(runs_dir, saved_models))}; "
+        f"paintings to train one on: {', '.join(styles.STYLE_NAMES)} or a path to an image file")
+
+
+def no_trained_network(style, runs_dir="runs", saved_models="saved_models", model_flag="--weights"):
+    """The error for a ``--style`` with no trained network, decided here once for every command.
+
+    A stopped run points to its latest checkpoint (passed with ``model_flag``, the flag the command
+    has for a network file); a painting (bundled name or image path) gets the training command; any
+    other name is an unknown style. A later arbitrary-style network would answer paintings here.
     """
-    if weights:
-        if not os.path.isfile(weights):
-            raise ModelError(f"{weights}: no such weights file")
-        return weights
+    name = styles.style_name(style)
+    found = checkpoints(os.path.join(runs_dir, name))
+    if found:
+        return ModelError(f"no trained network for {name}: its run stopped before its end; its latest checkpoint is "
+                          f"{found[-1]}: pass {model_flag}={found[-1]}, or run the same training command again to finish it")
+    if style in styles.STYLE_NAMES or os.path.isfile(style):
+        return ModelError(f"no trained network for {name}; train one with "
+                          f"`tfstyle train --style={style} --data_dir=PHOTOS`")
+    return unknown_style(style, runs_dir, saved_models)
+
+
+def find_network(style, runs_dir="runs", saved_models="saved_models", model_flag="--weights"):
+    """What a ``--style`` name means, the same in every command: the file or folder of its trained network.
+
+    In order: your run's final weights (``<runs_dir>/<name>/transformer.weights.h5``), your latest
+    export (``<saved_models>/<name>/<version>``; ``saved_models=None`` skips exports), the weights
+    shipped with tfstyle. Else the error of ``no_trained_network``. A style of a multi-style
+    network is picked with a blend (``NAME:1``, ``tfstyle.stylize``), not by its name alone.
+    """
     path = styles.trained_weights_path(style, runs_dir)
     if os.path.isfile(path):
         return path
+    latest = latest_savedmodel(saved_models, style) if saved_models else None
+    if latest:
+        return latest
     if os.path.isfile(pretrained_path(style)):
         return pretrained_path(style)
-    name = styles.style_name(style)
-    found = checkpoints(os.path.dirname(path))
-    if found:
-        hint = (f"the run stopped before its end; its latest checkpoint is {found[-1]}: pass --weights={found[-1]}, "
-                f"or run the same training command again to finish it")
-    elif style in styles.STYLE_NAMES or os.path.isfile(style):
-        hint = f"train it first (`tfstyle train --style={style}`), or pass --weights=PATH"
-    else:
-        styles.resolve_style(style)  # raises UnknownStyleError, naming the valid styles
-    raise ModelError(f"no trained weights for style '{name}' at {path}: {hint}")
+    raise no_trained_network(style, runs_dir, saved_models, model_flag)
 
 
-def load_network(spec, runs_dir="runs", saved_models="saved_models"):
+def find_weights(style, runs_dir="runs", weights=None, saved_models="saved_models"):
+    """``weights`` if given (a file, or a SavedModel folder), else ``find_network``'s answer for ``style``."""
+    if weights:
+        if not os.path.exists(weights):
+            raise ModelError(f"{weights}: no such weights file")
+        return weights
+    return find_network(style, runs_dir, saved_models)
+
+
+def style_image(style, runs_dir="runs", saved_models="saved_models"):
+    """The painting of ``style``: a bundled name, an image path, or the painting its run was trained on."""
+    if style in styles.STYLE_NAMES or os.path.isfile(style):
+        return styles.resolve_style(style)
+    painting = run_config(styles.trained_weights_path(style, runs_dir)).get("style", "")
+    if painting and "," not in painting and (painting in styles.STYLE_NAMES or os.path.isfile(painting)):
+        return styles.resolve_style(painting)
+    raise unknown_style(style, runs_dir, saved_models)
+
+
+def load_network(spec, runs_dir="runs", saved_models="saved_models", model_flag="--weights"):
     """(Keras transformer, the file or folder it came from) for ``spec``, which is one of:
 
     a weights file (``.h5``, shipped ``.npz``); a SavedModel folder, or a folder of
     its numbered versions (the latest is taken); a training run folder (its final
     weights); a style name (or a style image's path): its run under ``runs_dir``, else
-    its latest export under ``saved_models``, else the weights shipped with tfstyle.
+    its latest export under ``saved_models``, else the weights shipped with tfstyle (``find_network``;
+    ``model_flag`` is the command's flag for a network file, named in its errors).
     """
     path = spec.rstrip(os.sep) or spec
     if path.endswith(WEIGHTS_EXTENSIONS):
@@ -245,16 +293,9 @@ def load_network(spec, runs_dir="runs", saved_models="saved_models"):
             return weights_from_savedmodel(latest), latest
         raise ModelError(f"{path}: not a SavedModel directory (no saved_model.pb), a folder of its versions, "
                          "nor a training run with transformer.weights.h5")
-    # A style name, or a style image's path: its run, its export, the shipped weights.
-    weights = styles.trained_weights_path(path, runs_dir)
-    if os.path.isfile(weights):
-        return load_transformer(weights), weights
-    latest = latest_savedmodel(saved_models, path)
-    if latest:
-        return weights_from_savedmodel(latest), latest
-    # The shipped weights, or an error that names a stopped run's checkpoints or the valid styles.
-    weights = find_weights(path, runs_dir)
-    return load_transformer(weights), weights
+    # A style name, or a style image's path: its run, its export, the shipped weights (find_network).
+    found = find_network(path, runs_dir, saved_models, model_flag)
+    return load_network(found, runs_dir, saved_models)
 
 
 # ----------------------------------------------------------------------------- exports

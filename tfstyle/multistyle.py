@@ -122,14 +122,25 @@ def row_weights(weights, strength, row_names):
     to 1) at ``strength``, and the pixel fade still to apply (1.0 when none).
 
     With an identity row, strength s mixes in norm space: s * weights + (1 - s) * photo, and no
-    pixel fade is needed. Without one, the row is ``weights`` and the output is to be faded as
-    s * stylized + (1 - s) * photo in pixels.
+    pixel fade is needed (but ``identity_correction``). Without one, the row is ``weights`` and the
+    output is to be faded as s * stylized + (1 - s) * photo in pixels.
     """
     strength = check_strength(strength)
     weights = list(weights)
     if has_photo(row_names):
         return [strength * w for w in weights] + [1.0 - strength], 1.0
     return weights, strength
+
+
+def identity_correction(strength, row_names):
+    """How much of (photo - the identity row's output) to add to a norm-space blend at ``strength``.
+
+    The identity row is trained towards the photo but does not reach it (the shipped network's is
+    about 20 dB from it: softer, less saturated), so strength 0 would not be the photo. Adding
+    (1 - s) times the identity row's error makes strength 0 the photo exactly and leaves strength 1
+    untouched; in between it fades the error out linearly. 0 without an identity row.
+    """
+    return 1.0 - check_strength(strength) if has_photo(row_names) else 0.0
 
 
 def single_style(transformer, style):

@@ -68,7 +68,7 @@ def for_layers(covered):
 
 
 def for_weights(vgg_weights):
-    """The recipe for a ``--vgg_weights`` value ('imagenet', 'random' or a file path)."""
+    """The recipe for a ``--vgg_weights`` value ('auto', 'imagenet', 'random' or a file path)."""
     from tfstyle import vgg
 
     return for_layers(vgg.covered_layers(vgg_weights))

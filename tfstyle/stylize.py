@@ -17,14 +17,24 @@ photo scaled to ``--stats_size`` (exact when the photo is no larger), and every
 tile then uses them. Inside a tile's interior the
 result then equals the whole-image result (the receptive field is about 110 px;
 tile corners sit on the net's 4-pixel stride grid).
-A .tflite model cannot take fixed statistics, so its tiles normalize per tile.
+A .tflite file cannot take fixed statistics: a photo that needs tiles goes to the float network
+on TensorFlow's runtime when there is one behind the file (a style name, a SavedModel), and is
+refused with a one-line reason when only the file was given (never a patchwork of colours).
+
+``--precision`` picks the runtime. The default runs LiteRT on the style's float16 TFLite file (the
+SavedModel version's ``model.tflite``, float16 weights computing in float32: the float picture
+within a pixel level; LiteRT's XNNPACK kernels, faster than TensorFlow's on a CPU) where its export
+has one, else the float network on TensorFlow; ``float`` forces the latter, ``int8`` runs the
+export's INT8 file.
 
 A multi-style network (``tfstyle.multistyle``) stylizes with a blend of its styles
 (``--style=mosaic:0.7,candy:0.3``, weights normalized; default its first style) at a
 ``--strength`` from 0 (the photo) to 1 (the full style): towards its identity "photo"
-row in norm space when it has one, else as a pixel fade (as for a single-style network).
+row in norm space when it has one (plus the identity row's error, so 0 is the photo exactly:
+``multistyle.identity_correction``), else as a pixel fade (as for a single-style network).
 """
 
+import contextlib
 import os
 import sys
 
@@ -35,10 +45,11 @@ from absl import logging
 
 from tfstyle import multistyle
 from tfstyle.images import IMAGE_EXTENSIONS, ImageError, list_images, load_image, resize_longer_side, save_image
-from tfstyle.tiling import stylize_tiled, tile_grid
+from tfstyle.tiling import TilingError, stylize_tiled, tile_grid
 from tfstyle.transformer import MIN_SIDE
 
 MODEL_EXTENSIONS = (".h5", ".tflite")
+PRECISIONS = ("auto", "float", "fp16", "int8")
 
 
 class StylizeError(RuntimeError):
@@ -55,6 +66,9 @@ class BlendMixin:
     row_names = None
     row = None
     fade = 1.0
+    strength = 1.0
+    blend = ("", 1.0, None)  # the arguments of the last set_blend
+    correction = 0.0  # multistyle.identity_correction: the identity row's error to add back
 
     @property
     def style_names(self):
@@ -63,7 +77,8 @@ class BlendMixin:
     def set_blend(self, spec="", strength=1.0, weights=None):
         """Picks styles by ``spec`` (``"mosaic:0.7,candy:0.3"``; empty: the first style) or by
         ``weights`` (one number per style), at ``strength``; a ``StyleWeightsError`` if unusable."""
-        strength = multistyle.check_strength(strength)
+        self.blend = (spec, strength, weights)
+        strength = self.strength = multistyle.check_strength(strength)
         if not self.row_names:
             if weights:
                 raise multistyle.StyleWeightsError("--style_weights: this network holds a single style")
@@ -76,6 +91,11 @@ class BlendMixin:
             blend = multistyle.parse_blend(spec or names[0], names)
         row, self.fade = multistyle.row_weights(blend, strength, self.row_names)
         self.row = np.asarray(row, np.float32)
+        self.correction = multistyle.identity_correction(strength, self.row_names)
+
+    def photo_row(self):
+        """The identity row (``multistyle.PHOTO``) as a network row."""
+        return np.asarray([float(n == multistyle.PHOTO) for n in self.row_names], np.float32)
 
     def inputs(self, batch):
         batch = batch.astype(np.float32)
@@ -128,6 +148,10 @@ class KerasStylizer(BlendMixin):
             self.fixed_norms[name].mean.assign(mean)
             self.fixed_norms[name].variance.assign(variance)
 
+    def for_tiles(self, size):
+        del size
+        return self
+
     def tile_runner(self, image, stats_size=1536):
         """Sets statistics measured on ``image`` scaled to ``stats_size``; returns the tile function."""
         self.set_statistics(self.measure_statistics(resize_longer_side(image, stats_size)))
@@ -160,12 +184,16 @@ class _FixedStatsNormalization(keras.layers.Layer):
 
 
 class TFLiteTileStylizer(BlendMixin):
-    """A .tflite model; its tiles normalize per tile (a converted model has no statistics input)."""
+    """A .tflite model on LiteRT. A converted model has no statistics input, so it cannot tile:
+    ``float_network`` (None, or a function returning the ``KerasStylizer`` of the same network)
+    takes the photos that need tiles."""
 
-    def __init__(self, path, num_threads=None):
+    def __init__(self, path, float_network=None, num_threads=None):
         from tfstyle.litert import TFLiteStylizer
 
-        self.run = TFLiteStylizer(model_path=path, num_threads=num_threads)
+        self.path = path
+        self.float_network = float_network
+        self.run = TFLiteStylizer(model_path=path, num_threads=num_threads or os.cpu_count())
         if self.run.style_input is not None:
             rows = int(self.run.style_input["shape"][-1])
             with open(path, "rb") as f:
@@ -176,35 +204,86 @@ class TFLiteTileStylizer(BlendMixin):
     def __call__(self, image):
         return self.run(image, self.row)
 
-    def tile_runner(self, image, stats_size=1536):
-        del image, stats_size
-        return self
+    def for_tiles(self, size):
+        """The float network's stylizer, same blend, for a photo that needs tiles (``size``: its size);
+        a one-line ``TilingError`` when there is no float network behind the file."""
+        if self.float_network is None:
+            raise TilingError(f"{size} needs tiles, and a .tflite file cannot share normalization statistics "
+                              "across tiles (each tile would get its own colours): pass the SavedModel or .h5 "
+                              "with --model, downscale with --max_size, or run it whole with --tile_size=0")
+        if getattr(self, "_float", None) is None:
+            self._float = self.float_network()
+            self._float.set_blend(*self.blend)
+            logging.info("photos that need tiles run on TensorFlow's runtime (shared normalization statistics)")
+        return self._float
 
 
-def load_stylizer(style="", model="", runs_dir="runs", saved_models="saved_models", tflite_threads=None):
-    """Picks the model for ``--style`` / ``--model`` (see the module docstring); returns (stylizer, description).
+def tflite_beside(source, precision):
+    """The ``precision`` (fp16 or int8) TFLite file of the network exported at ``source``, or None.
 
-    ``tflite_threads``: the .tflite interpreter's threads (None: LiteRT's default, one)."""
+    fp16: the SavedModel version's ``model.tflite`` (float16 weights, float32 compute), else the
+    export's ``<saved_models>/<style>_fp16.tflite``; int8: the export's ``<style>_int8.tflite``.
+    """
     from tfstyle import models
 
-    path = model
-    if not path and style and (style.endswith(MODEL_EXTENSIONS) or os.path.isdir(style)):
-        path = style
-    if path:
-        if path.endswith(".tflite"):
-            if not os.path.isfile(path):
-                raise StylizeError(f"{path}: no such .tflite file")
-            return TFLiteTileStylizer(path, tflite_threads), path
-    elif not style:
+    if not (os.path.isdir(source) and models.is_savedmodel_dir(source)):
+        return None
+    base = os.path.dirname(os.path.abspath(source))
+    candidates = [os.path.join(source, "model.tflite")] if precision == "fp16" else []
+    candidates.append(os.path.join(os.path.dirname(base), f"{os.path.basename(base)}_{precision}.tflite"))
+    return next((p for p in candidates if os.path.isfile(p)), None)
+
+
+def network_source(style="", model="", runs_dir="runs", saved_models="saved_models"):
+    """The file or folder of the network ``--style`` / ``--model`` name (``models.find_network``;
+    a blend: ``find_multi_style_network``; a run or versions folder: its weights or latest version)."""
+    from tfstyle import models
+
+    if model:
+        source = models.find_weights(model, weights=model).rstrip(os.sep)
+        if os.path.isdir(source) and not models.is_savedmodel_dir(source):
+            final = os.path.join(source, "transformer.weights.h5")
+            latest = models.latest_savedmodel(os.path.dirname(source) or ".", os.path.basename(source))
+            source = final if os.path.isfile(final) else latest or source
+        return source
+    if not style:
         raise StylizeError("say which model to use: --style=NAME (a trained style) or --model=PATH")
-    elif is_blend(style):
+    if is_blend(style):
         found = find_multi_style_network(style, runs_dir)
         if not found:
             raise StylizeError(f"--style={style}: no multi-style run under {runs_dir} nor shipped network holds "
                                "these styles; pass the network with --model=PATH")
-        return KerasStylizer(models.load_transformer(found)), found
-    network, source = models.load_network(path or style, runs_dir, saved_models)
-    return KerasStylizer(network), source
+        return found
+    return models.find_network(style, runs_dir, saved_models, model_flag="--model")
+
+
+def load_stylizer(style="", model="", runs_dir="runs", saved_models="saved_models", precision="auto",
+                  tflite_threads=None):
+    """Picks the model for ``--style`` / ``--model`` and ``--precision`` (see the module docstring);
+    returns (stylizer, description). ``tflite_threads``: a .tflite interpreter's threads (None: every core)."""
+    from tfstyle import models
+
+    if precision not in PRECISIONS:
+        raise StylizeError(f"--precision={precision}: use one of {', '.join(PRECISIONS)}")
+    if not model and style and (style.endswith(MODEL_EXTENSIONS) or os.path.isdir(style)):
+        model = style
+    if model.endswith(".tflite"):
+        if not os.path.isfile(model):
+            raise StylizeError(f"{model}: no such .tflite file")
+        return TFLiteTileStylizer(model, num_threads=tflite_threads), model
+    source = network_source(style, model, runs_dir, saved_models)
+    float_network = lambda: KerasStylizer(models.load_network(source, runs_dir, saved_models)[0])  # noqa: E731
+    if precision != "float":
+        file = tflite_beside(source, "fp16" if precision == "auto" else precision)
+        if file:
+            return (TFLiteTileStylizer(file, float_network, tflite_threads),
+                    f"{file} (LiteRT; the network of {source})")
+        if precision != "auto":
+            name = os.path.basename(os.path.dirname(os.path.abspath(source))) if os.path.isdir(source) else (
+                os.path.splitext(os.path.basename(source))[0])
+            raise StylizeError(f"--precision={precision}: no {precision} TFLite file beside {source}; write it with "
+                               f"`tfstyle export --style={name}`, or use --precision=float")
+    return float_network(), source
 
 
 def is_blend(style):
@@ -251,14 +330,29 @@ def preserve_color(content, stylized):
 def stylize_image(stylizer, image, tile_size=1024, tile_overlap=128, stats_size=1536, keep_color=False):
     """uint8 [H, W, 3] -> uint8 [H, W, 3] stylized, tiled when a side exceeds ``tile_size``.
 
-    The stylizer's blend applies (``BlendMixin``), its pixel fade included.
+    The stylizer's blend applies (``BlendMixin``), its pixel fade included; strength 0 is the photo
+    itself, and a norm-space strength adds back the identity row's error
+    (``multistyle.identity_correction``).
     """
+    if getattr(stylizer, "strength", 1.0) == 0.0:
+        return image.copy()
     h, w = image.shape[:2]
-    if tile_size and max(h, w) > tile_size:
+    tiled = bool(tile_size and max(h, w) > tile_size)
+    if tiled:
         grid = tile_grid(h, w, tile_size, tile_overlap)
-        out = stylize_tiled(image, stylizer.tile_runner(image, stats_size), grid)
-    else:
-        out = stylizer(image)
+        stylizer = stylizer.for_tiles(f"{w}x{h} (more than --tile_size={tile_size})")
+
+    def run():
+        return stylize_tiled(image, stylizer.tile_runner(image, stats_size), grid) if tiled else stylizer(image)
+
+    out = run()
+    correction = getattr(stylizer, "correction", 0.0)
+    if correction:
+        row, stylizer.row = stylizer.row, stylizer.photo_row()
+        try:
+            out = out + correction * (image.astype(np.float32) - run())
+        finally:
+            stylizer.row = row
     fade = getattr(stylizer, "fade", 1.0)
     if fade < 1.0:
         out = fade * out + (1.0 - fade) * image.astype(np.float32)
@@ -270,8 +364,15 @@ def stylize_image(stylizer, image, tile_size=1024, tile_overlap=128, stats_size=
 # ----------------------------------------------------------------------------- command line
 
 
-def plan_jobs(args):
-    """(input, output) pairs from positional arguments: ``IN OUT``, ``IN... OUTDIR``, ``FOLDER OUTDIR``."""
+def _same_file(a, b):
+    return os.path.abspath(a) == os.path.abspath(b) or (os.path.exists(b) and os.path.samefile(a, b))
+
+
+def plan_jobs(args, overwrite=False):
+    """(input, output) pairs from positional arguments: ``IN OUT``, ``IN... OUTDIR``, ``FOLDER OUTDIR``.
+
+    An output that is its own input photo is refused unless ``overwrite``.
+    """
     if len(args) < 2:
         raise StylizeError("usage: tfstyle stylize --style=NAME INPUT... OUTPUT (an image file, or a folder for many inputs)")
     *inputs, output = args
@@ -282,7 +383,9 @@ def plan_jobs(args):
     if not to_dir:
         if not output.lower().endswith(IMAGE_EXTENSIONS):
             raise StylizeError(f"{output}: unknown image extension (use one of {', '.join(IMAGE_EXTENSIONS)})")
-        return [(inputs[0], output)]
+        jobs = [(inputs[0], output)]
+        _refuse_overwriting_inputs(jobs, overwrite)
+        return jobs
     if os.path.isfile(output):
         raise StylizeError(f"{output}: is a file; with several inputs or a folder the output must be a folder")
     jobs = []
@@ -291,10 +394,16 @@ def plan_jobs(args):
             jobs.extend((p, os.path.join(output, os.path.relpath(p, path))) for p in list_images(path))
         else:
             jobs.append((path, os.path.join(output, os.path.basename(path))))
-    for src, dst in jobs:
-        if os.path.abspath(src) == os.path.abspath(dst):
-            raise StylizeError(f"{dst}: output would overwrite its input")
+    _refuse_overwriting_inputs(jobs, overwrite)
     return jobs
+
+
+def _refuse_overwriting_inputs(jobs, overwrite):
+    if overwrite:
+        return
+    for src, dst in jobs:
+        if _same_file(src, dst):
+            raise StylizeError(f"{dst}: is the input photo; refusing to overwrite it (pass --overwrite to replace it)")
 
 
 def contact_sheet(stylizer, image, columns=4, label_height=18):
@@ -328,11 +437,11 @@ def check_max_size(max_size):
 
 
 def prepare_stylizer(style="", model="", runs_dir="runs", saved_models="saved_models", strength=1.0,
-                     style_weights=None, tflite_threads=None):
+                     style_weights=None, precision="auto", tflite_threads=None):
     """``load_stylizer`` with the blend of ``--style`` / ``--style_weights`` at ``strength`` set;
     returns (stylizer, description)."""
     multistyle.check_strength(strength)
-    stylizer, source = load_stylizer(style, model, runs_dir, saved_models, tflite_threads)
+    stylizer, source = load_stylizer(style, model, runs_dir, saved_models, precision, tflite_threads)
     spec = style if (model or is_blend(style)) else ""
     if spec and not stylizer.row_names:
         if is_blend(spec):
@@ -347,18 +456,20 @@ def prepare_stylizer(style="", model="", runs_dir="runs", saved_models="saved_mo
 
 
 def run(args, style="", model="", runs_dir="runs", saved_models="saved_models", max_size=0, tile_size=1024,
-        tile_overlap=128, stats_size=1536, keep_color=False, strength=1.0, style_weights=None, sheet=False):
+        tile_overlap=128, stats_size=1536, keep_color=False, strength=1.0, style_weights=None, sheet=False,
+        precision="auto", overwrite=False):
     """Stylizes every job; returns the number of photos that failed (their errors go to stderr).
 
     ``strength``, ``style_weights`` and a blend in ``style`` pick the styles of a multi-style
     network (``BlendMixin.set_blend``); ``sheet`` writes a contact sheet of every style instead.
+    ``precision``: see ``load_stylizer``; ``overwrite``: allow an output to replace its input.
     """
     check_max_size(max_size)
     multistyle.check_strength(strength)
-    jobs = plan_jobs(args)
+    jobs = plan_jobs(args, overwrite)
     if not jobs:
         raise StylizeError(f"no images found in {', '.join(args[:-1])}")
-    stylizer, source = prepare_stylizer(style, model, runs_dir, saved_models, strength, style_weights)
+    stylizer, source = prepare_stylizer(style, model, runs_dir, saved_models, strength, style_weights, precision)
     if sheet:
         if len(jobs) != 1:
             raise StylizeError("--contact_sheet takes one photo and one output image")
@@ -372,6 +483,53 @@ def run(args, style="", model="", runs_dir="runs", saved_models="saved_models", 
         from tqdm import tqdm
 
         progress = tqdm(total=len(jobs), unit="img", file=sys.stderr, dynamic_ncols=True)
+    with logs_above(progress):
+        failures = _stylize_jobs(jobs, stylizer, progress, max_size, tile_size, tile_overlap, stats_size, keep_color)
+    if progress:
+        progress.close()
+    if len(jobs) > 1:
+        print(f"stylized {len(jobs) - failures} of {len(jobs)} images into {args[-1]}", file=sys.stderr)
+    elif not failures:
+        print(f"wrote {jobs[0][1]}")
+    return failures
+
+
+class _AboveProgress:
+    """A stream whose lines ``tqdm.write`` prints above the progress bar, on ``stream``."""
+
+    def __init__(self, progress, stream):
+        self.progress, self.stream = progress, stream
+
+    def write(self, text):
+        if text.strip():
+            self.progress.write(text.rstrip("\n"), file=self.stream)
+
+    def flush(self):
+        self.stream.flush()
+
+
+@contextlib.contextmanager
+def logs_above(progress):
+    """While ``progress`` (a tqdm bar, or None) runs, absl's log lines and other writes to stderr print
+    above it, not into it (absl's handler writes to its stream, or to ``sys.stderr`` before flags are parsed)."""
+    if progress is None:
+        yield
+        return
+    handler = logging.get_absl_handler().python_handler
+    stream, stderr = handler.stream, sys.stderr
+    above = _AboveProgress(progress, stderr)
+    handler.setStream(above)
+    sys.stderr = above
+    try:
+        yield
+    finally:
+        sys.stderr = stderr
+        handler.setStream(stream)
+
+
+def _stylize_jobs(jobs, stylizer, progress, max_size, tile_size, tile_overlap, stats_size, keep_color):
+    """Stylizes each (src, dst); returns how many failed (each failure one ``error:`` line)."""
+    failures = 0
     for src, dst in jobs:
         try:
             image = load_image(src, max_side=max_size or None)
@@ -384,16 +542,13 @@ def run(args, style="", model="", runs_dir="runs", saved_models="saved_models", 
         except ImageError as e:
             failures += 1
             message = f"error: {e}"
-            (progress.write if progress else print)(message, file=sys.stderr)
+            print(message, file=sys.stderr)  # above the progress bar (logs_above)
+        except TilingError as e:
+            failures += 1
+            print(f"error: {src}: {e}", file=sys.stderr)
         except OSError as e:
             failures += 1
-            (progress.write if progress else print)(f"error: {dst}: cannot write ({e.strerror or e})", file=sys.stderr)
+            print(f"error: {dst}: cannot write ({e.strerror or e})", file=sys.stderr)
         if progress:
             progress.update(1)
-    if progress:
-        progress.close()
-    if len(jobs) > 1:
-        print(f"stylized {len(jobs) - failures} of {len(jobs)} images into {args[-1]}", file=sys.stderr)
-    elif not failures:
-        print(f"wrote {jobs[0][1]}")
     return failures

@@ -28,17 +28,20 @@ class TrainingError(RuntimeError):
 
 
 def with_recipe(config):
-    """``config`` with every unset loss setting taken from the recipe for its loss network.
+    """``config`` with its loss network resolved to the file used (``vgg.resolve_weights``: ``auto``
+    becomes the cached full file or the packaged blocks 1-3) and every unset loss setting taken
+    from the recipe for that network.
 
     Weights that cover only part of VGG19 (blocks 1-3) get the recipe made for
-    them; the log says which recipe a run uses.
+    them; the log says which file and recipe a run uses.
     """
-    recipe, settings = recipes.complete(config.vgg_weights, **{f: getattr(config, f) for f in recipes.SETTINGS})
+    network = vgg.resolve_weights(config.vgg_weights)
+    recipe, settings = recipes.complete(network, **{f: getattr(config, f) for f in recipes.SETTINGS})
     unset = [f for f in recipes.SETTINGS if getattr(config, f) is None]
+    logging.info("loss network: %s", network)
     if unset:
-        logging.info("loss recipe for %s (%s): %s", recipe.name, config.vgg_weights,
-                     ", ".join(f"{k}={settings[k]}" for k in unset))
-    return dataclasses.replace(config, **settings)
+        logging.info("loss recipe for %s (%s): %s", recipe.name, network, ", ".join(f"{k}={settings[k]}" for k in unset))
+    return dataclasses.replace(config, vgg_weights=network, **settings)
 
 
 def make_optimizer(config):
@@ -271,8 +274,11 @@ def run_dir(config):
 def train(config):
     """Trains (or resumes) a style; returns the path of the final transformer weights."""
     validate(config)
-    for style in multistyle.split_styles(config.style):
-        styles.resolve_style(style)  # fail on an unknown style before anything slow
+    # Each style's painting (models.style_image: a run's name means the painting it was trained on);
+    # an unknown style fails here, before anything slow, with the message every command gives.
+    paintings = [s if s in styles.STYLE_NAMES or os.path.isfile(s) else models.style_image(s, config.runs_dir)
+                 for s in multistyle.split_styles(config.style)]
+    config = dataclasses.replace(config, style=",".join(paintings))
     rows = style_rows(config) if is_multi_style(config) else None
     config = with_recipe(config)
     precision = distribution.set_precision(config.precision)

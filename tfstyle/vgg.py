@@ -1,9 +1,13 @@
 """The frozen VGG19 loss network, loaded the Keras way.
 
-``weights`` is ``"imagenet"`` (Keras cache, ``$TFSTYLE_VGG19_WEIGHTS``, or a
-download checked by md5), a path to a weights file, or ``"random"``: a seeded
-He-initialized VGG19 for tests and offline trials, whose losses say nothing
-about artistic quality.
+``weights`` is ``"auto"`` (the default: the full ImageNet file when it is
+already in the Keras cache or ``$TFSTYLE_VGG19_WEIGHTS``, else the genuine
+ImageNet blocks 1-3 shipped in the package, ``PACKAGED_BLOCKS_1_TO_3``; never
+a download), ``"imagenet"`` (the full file: Keras cache,
+``$TFSTYLE_VGG19_WEIGHTS``, or a download checked by md5), a path to a weights
+file, or ``"random"``: a seeded He-initialized VGG19 for tests and offline
+trials, whose losses say nothing about artistic quality. ``resolve_weights``
+turns a value into the file actually used, so logs and run configs name it.
 
 A weights file may hold the whole network (Keras' notop ``.h5``) or only its
 first conv layers (an ``.npz`` with keys ``block1_conv1/kernel``,
@@ -24,6 +28,9 @@ WEIGHTS_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
 WEIGHTS_URL = "https://storage.googleapis.com/tensorflow/keras-applications/vgg19/" + WEIGHTS_FILE
 WEIGHTS_MD5 = "253f8cb515780f3b799900260a226db6"
 WEIGHTS_ENV = "TFSTYLE_VGG19_WEIGHTS"
+# The genuine ImageNet VGG19 blocks 1-3 (CC BY 4.0, Visual Geometry Group, Oxford): tfstyle/weights/README.md.
+PACKAGED_BLOCKS_1_TO_3 = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights",
+                                      "vgg19_imagenet_block1_to_block3.npz")
 # Mean pixel of ImageNet in BGR order, as in keras.applications.vgg19.preprocess_input.
 IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)
 
@@ -48,14 +55,22 @@ def _keras_cache_path():
     return os.path.join(os.environ.get("KERAS_HOME", os.path.expanduser("~/.keras")), "models", WEIGHTS_FILE)
 
 
-def resolve_imagenet_weights():
-    """Returns a local path to the ImageNet notop weights, downloading them if needed."""
+def cached_imagenet_weights():
+    """The full ImageNet notop file at ``$TFSTYLE_VGG19_WEIGHTS`` or in the Keras cache (md5 checked), or None."""
     candidates = [os.environ.get(WEIGHTS_ENV), _keras_cache_path()]
     for path in filter(None, candidates):
         if os.path.isfile(path):
             if _md5(path) != WEIGHTS_MD5:
                 raise WeightsError(f"{path}: md5 is not {WEIGHTS_MD5}; the file is corrupt or not the Keras VGG19 notop weights")
             return path
+    return None
+
+
+def resolve_imagenet_weights():
+    """Returns a local path to the ImageNet notop weights, downloading them if needed."""
+    path = cached_imagenet_weights()
+    if path:
+        return path
     try:
         return keras.utils.get_file(WEIGHTS_FILE, WEIGHTS_URL, cache_subdir="models", file_hash=WEIGHTS_MD5)
     except Exception as e:  # keras raises bare Exception on fetch failures
@@ -81,7 +96,8 @@ CONV_LAYERS = tuple(f"block{b}_conv{i}" for b, n in ((1, 2), (2, 2), (3, 4), (4,
 
 def _read_npz(path):
     with np.load(path) as arrays:
-        return {name: (arrays[f"{name}/kernel"], arrays[f"{name}/bias"])
+        # float32 whatever the file stores (the packaged blocks 1-3 are float16).
+        return {name: (arrays[f"{name}/kernel"].astype(np.float32), arrays[f"{name}/bias"].astype(np.float32))
                 for name in CONV_LAYERS if f"{name}/kernel" in arrays.files and f"{name}/bias" in arrays.files}
 
 
@@ -121,9 +137,26 @@ def read_conv_weights(path):
     return prefix
 
 
+def resolve_weights(weights):
+    """The loss network a ``--vgg_weights`` value stands for: ``"random"``, ``"imagenet"`` or a file path.
+
+    ``"auto"`` becomes the full ImageNet file when it is already on this machine,
+    else the packaged blocks 1-3 file: training starts offline and with no
+    download. ``"imagenet"`` stays as it is (``build_loss_network`` may download it).
+    A path that is no file is a ``WeightsError``.
+    """
+    if weights == "auto":
+        return cached_imagenet_weights() or PACKAGED_BLOCKS_1_TO_3
+    if weights in ("imagenet", "random") or os.path.isfile(weights):
+        return weights
+    raise WeightsError(f"{weights}: no such VGG19 weights file (expected 'auto', 'imagenet', 'random' "
+                       "or a path to an .h5 or .npz)")
+
+
 def covered_layers(weights):
     """The conv layers a ``--vgg_weights`` value provides: all of VGG19 for ``imagenet`` and ``random``."""
-    if weights in ("imagenet", "random") or not os.path.isfile(weights):
+    weights = resolve_weights(weights)
+    if weights in ("imagenet", "random"):
         return CONV_LAYERS
     return tuple(read_conv_weights(weights))
 
@@ -173,6 +206,7 @@ def build_loss_network(weights="imagenet", style_layers=None, content_layer=None
 
     style_layers = tuple(style_layers or FULL_VGG19.style_layers)
     content_layer = content_layer or FULL_VGG19.content_layer
+    weights = resolve_weights(weights)
     if weights == "random":
         logging.warning(
             "Using a RANDOM seeded VGG19 (seed %d) as loss network: losses and images from this run "
@@ -180,10 +214,8 @@ def build_loss_network(weights="imagenet", style_layers=None, content_layer=None
         path = None
     elif weights == "imagenet":
         path = resolve_imagenet_weights()
-    elif os.path.isfile(weights):
-        path = weights
     else:
-        raise WeightsError(f"{weights}: no such VGG19 weights file (expected 'imagenet', 'random' or a path to an .h5 or .npz)")
+        path = weights
 
     vgg = keras.applications.VGG19(include_top=False, weights=None, input_shape=(None, None, 3))
     unknown = [n for n in (*style_layers, content_layer) if n not in {l.name for l in vgg.layers}]

@@ -35,7 +35,9 @@ def define_weights(help_text="Transformer weights (.weights.h5). Empty: the styl
 def define_loss_network():
     """--vgg_weights, --seed and the loss settings; unset loss settings come from the recipe (tfstyle.recipes)."""
     flags.DEFINE_string("vgg_weights", DEFAULTS.vgg_weights,
-                        "VGG19 loss network: 'imagenet' (Keras cache, $TFSTYLE_VGG19_WEIGHTS or download), a weights "
+                        "VGG19 loss network: 'auto' (the full ImageNet file if already in the Keras cache or "
+                        "$TFSTYLE_VGG19_WEIGHTS, else the genuine ImageNet blocks 1-3 shipped in the package; no "
+                        "download), 'imagenet' (the full file: cache, $TFSTYLE_VGG19_WEIGHTS or download), a weights "
                         "file (.h5, or .npz holding the first layers, e.g. blocks 1-3), or 'random' (tests only).")
     flags.DEFINE_list("style_layers", None, "VGG19 layers of the style loss. Default: the recipe's for --vgg_weights.")
     flags.DEFINE_string("content_layer", None, "VGG19 layer of the content loss. Default: the recipe's.")

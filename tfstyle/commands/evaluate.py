@@ -27,7 +27,9 @@ common.define_style()
 common.define_weights()
 common.define_runs_dir()
 common.define_loss_network()
-flags.DEFINE_string("images", os.path.join("..", "shared", "data", "content", "eval"), "Folder of photos.")
+DEFAULT_IMAGES = os.path.join("..", "shared", "data", "content", "eval")
+flags.DEFINE_string("images", "", f"Folder of photos. Empty: {DEFAULT_IMAGES} when it exists, else the three sample "
+                    "photos shipped in the package.")
 flags.DEFINE_integer("max_images", 0, "Use only the first N photos (0: all).", lower_bound=0)
 flags.DEFINE_list("sizes", ["256", "512"], "Longer side of the photos in pixels.")
 flags.DEFINE_list("gatys_iterations", ["50", "100", "300"], "L-BFGS iterations to report.")
@@ -67,39 +69,42 @@ def main(argv):
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     try:
         weights_path = models.find_weights(FLAGS.style, FLAGS.runs_dir, FLAGS.weights or None)
-        paths = images.list_images(FLAGS.images)[: FLAGS.max_images or None]
+        folder = FLAGS.images or (DEFAULT_IMAGES if os.path.isdir(DEFAULT_IMAGES) else images.SAMPLES_DIR)
+        paths = images.list_images(folder)[: FLAGS.max_images or None]
         if not paths:
-            raise FileNotFoundError(f"{FLAGS.images}: no images")
+            raise FileNotFoundError(f"{folder}: no images (--images takes a folder of photos)")
         photos = [(os.path.basename(p), images.load_image(p)) for p in paths]
-        transformer = models.load_transformer(weights_path)
+        transformer, _ = models.load_network(weights_path)
         row = None
         if getattr(transformer, "row_names", None):  # a multi-style network: score its --style row
             row = styles.style_name(FLAGS.style)
             transformer = multistyle.single_style(transformer, row)
         settings = common.loss_settings()
+        network = settings["vgg_weights"] = vgg.resolve_weights(FLAGS.vgg_weights)  # the file used, for the log
         trained, trained_network = models.trained_loss(weights_path, row)
-        if os.path.basename(trained_network) == os.path.basename(FLAGS.vgg_weights):
+        if os.path.basename(trained_network) == os.path.basename(network):
             settings.update({k: v for k, v in trained.items() if settings[k] is None})
         _, loss = recipes.complete(settings.pop("vgg_weights"), **settings)
-        style_image = styles.load_style_image(FLAGS.style, recipes.style_image_size(loss))
-        loss_network = vgg.build_loss_network(FLAGS.vgg_weights, loss["style_layers"], loss["content_layer"], seed=FLAGS.seed)
+        style_image = styles.load_style_image(models.style_image(FLAGS.style, FLAGS.runs_dir),
+                                              recipes.style_image_size(loss))
+        loss_network = vgg.build_loss_network(network, loss["style_layers"], loss["content_layer"], seed=FLAGS.seed)
         loss_weights = recipes.loss_settings(loss)
         rows, summary = evaluate.evaluate(transformer, loss_network, style_image, photos, loss_weights, sizes,
                                           iterations, gatys_sizes, progress=FLAGS.progress, log=log)
         scored = None
         if FLAGS.measures:
-            painting = images.load_image(styles.resolve_style(FLAGS.style))
-            scorer = measures.Measures(measures.loss_network(FLAGS.vgg_weights), painting)
+            painting = images.load_image(models.style_image(FLAGS.style, FLAGS.runs_dir))
+            scorer = measures.Measures(measures.loss_network(network), painting)
             scored = evaluate.style_measures(transformer, scorer, photos, FLAGS.measure_size)
         flicker_rows = measure_flicker(transformer, photos[:3], log) if FLAGS.flicker_frames else []
     except (models.ModelError, styles.UnknownStyleError, images.ImageError, vgg.LossNetworkError,
             multistyle.StyleWeightsError, FileNotFoundError, ValueError) as e:
         common.fail(e)
     table = evaluate.format_table(rows)
-    text = (f"Style {styles.style_name(FLAGS.style)}, weights {weights_path}, VGG19 weights {FLAGS.vgg_weights} "
+    text = (f"Style {styles.style_name(FLAGS.style)}, weights {weights_path}, VGG19 weights {network} "
             f"(style {', '.join(loss['style_layers'])}; content {loss['content_layer']}; weights content "
             f"{loss['content_weight']:g}, style {loss['style_weight']:g}, TV {loss['tv_weight']:g}; style image "
-            f"{loss['style_size']} px), {len(photos)} photos from {FLAGS.images}; means over photos.\n\n"
+            f"{loss['style_size']} px), {len(photos)} photos from {folder}; means over photos.\n\n"
             f"{table}\n\n{evaluate.format_summary(summary)}\n")
     if scored:
         text += (f"\nStyle measures at {FLAGS.measure_size} px against the painting (tfstyle.measures; blobs: "
@@ -115,7 +120,7 @@ def main(argv):
     with open(out, "w") as f:
         f.write(text)
     with open(os.path.splitext(out)[0] + ".json", "w") as f:
-        json.dump({"style": FLAGS.style, "weights": weights_path, "vgg_weights": FLAGS.vgg_weights,
+        json.dump({"style": FLAGS.style, "weights": weights_path, "vgg_weights": network,
                    "loss": {k: list(v) if isinstance(v, tuple) else v for k, v in loss.items()},
                    "photos": [n for n, _ in photos], "rows": rows,
                    "equivalent_iterations": {str(k): v for k, v in summary.items()},

@@ -23,19 +23,36 @@ flags.DEFINE_integer("version", 0, "SavedModel version number. 0: one more than 
 flags.DEFINE_bool("overwrite", False, "Replace --version if it already exists.")
 flags.DEFINE_list("tflite", ["int8", "fp16"], "TFLite files to write: int8, fp16 (empty: none).")
 flags.DEFINE_string("calibration_dir", "", "Photos for INT8 calibration crops. Empty: the --data_dir the weights were "
-                    "trained on (from the run's config.json), else ../shared/data/content/train.")
+                    "trained on (from the run's config.json), else ../shared/data/content/train when it exists, else "
+                    "the three sample photos shipped in the package (enough to try; a release wants 100+ photos).")
 flags.DEFINE_integer("calibration_crops", 100, "Number of calibration crops (at least 100 for a release).", lower_bound=1)
 flags.DEFINE_integer("calibration_size", 256, "Calibration crop size in pixels.", lower_bound=16)
 flags.DEFINE_string("range_quantile", "auto",
                     "INT8 activation ranges: this quantile over the calibration crops of each crop's own range, "
-                    "in (0.5, 1]; auto: of 0.6, 0.75 and 0.9, the one whose INT8 file is closest to the float "
-                    "network on 32 photos of --calibration_dir that gave no crop (the best mean PSNR, with the "
-                    "worst photo within 1 dB of the best).")
+                    "in (0.5, 1]; auto: of 0.6, 0.75 and 0.9 (all from one calibration pass), the one whose INT8 "
+                    "file is closest to the float network on 16 photos of --calibration_dir that gave no crop, "
+                    "at 256 px (the best mean PSNR, with the worst photo within 1 dB of the best).")
 flags.DEFINE_string("eval_dir", "../shared/data/content/eval",
                     "Photos to measure TFLite vs float accuracy on (empty, or the default folder missing: skip).")
 flags.DEFINE_integer("eval_max_images", 0, "Use at most this many eval photos (0: all).", lower_bound=0)
 FLAGS = flags.FLAGS
 DEFAULT_CALIBRATION_DIR = "../shared/data/content/train"
+
+
+def calibration_folder(weights):
+    """(folder, why) of the INT8 calibration photos: --calibration_dir, else the run's --data_dir, else
+    DEFAULT_CALIBRATION_DIR when it exists, else the package's sample photos."""
+    from tfstyle import images, models
+
+    if FLAGS.calibration_dir:
+        return FLAGS.calibration_dir, "--calibration_dir"
+    trained_on = models.run_config(weights).get("data_dir")
+    if trained_on and os.path.isdir(trained_on):
+        return trained_on, "the photos the network was trained on"
+    if os.path.isdir(DEFAULT_CALIBRATION_DIR):
+        return DEFAULT_CALIBRATION_DIR, "the default folder"
+    return images.SAMPLES_DIR, ("the package's sample photos, as no --calibration_dir was given; pass "
+                                "--calibration_dir=FOLDER (100+ of your photos) for a release")
 
 
 def summary_lines(report):
@@ -77,18 +94,18 @@ def main(argv):
     from tfstyle import export, images, models, styles, tflite
 
     try:
-        weights = models.find_weights(FLAGS.style, FLAGS.runs_dir, FLAGS.weights or None)
+        weights = models.find_weights(FLAGS.style, FLAGS.runs_dir, FLAGS.weights or None, saved_models=FLAGS.out)
         logging.info("exporting %s from %s", styles.style_name(FLAGS.style), weights)
-        trained_on = models.run_config(weights).get("data_dir")
-        trained_on = trained_on if trained_on and os.path.isdir(trained_on) else None
-        calibration_dir = FLAGS.calibration_dir or trained_on or DEFAULT_CALIBRATION_DIR
+        calibration_dir, why = calibration_folder(weights)
+        if "int8" in modes:
+            logging.info("INT8 calibration photos: %s (%s)", calibration_dir, why)
         eval_dir = FLAGS.eval_dir
         if eval_dir == flags.FLAGS["eval_dir"].default and not os.path.isdir(eval_dir):
             logging.info("no %s: skipping the accuracy report (pass --eval_dir=FOLDER)", eval_dir)
             eval_dir = ""
-        for folder in (calibration_dir if "int8" in modes else None, eval_dir):
+        for folder, flag in ((calibration_dir if "int8" in modes else None, "calibration_dir"), (eval_dir, "eval_dir")):
             if folder and not os.path.isdir(folder):
-                raise FileNotFoundError(f"{folder}: no such directory")
+                raise FileNotFoundError(f"{folder}: no such directory (--{flag} takes a folder of photos)")
         report = export.export_style(
             FLAGS.style,
             weights,

@@ -34,17 +34,18 @@ def main(argv):
 
     import numpy as np
 
-    from tfstyle import gatys, images, recipes, styles, vgg
+    from tfstyle import gatys, images, models, recipes, styles, vgg
 
     try:
-        style_path = styles.resolve_style(FLAGS.style)
+        style_path = models.style_image(FLAGS.style)
         if not os.path.isfile(content_path):
             raise gatys.GatysError(f"{content_path}: no such file")
         content = images.resize_longer_side(images.load_image(content_path), FLAGS.image_size, upscale=True)
         settings = common.loss_settings()
-        _, loss = recipes.complete(settings.pop("vgg_weights"), **settings)
+        network = vgg.resolve_weights(settings.pop("vgg_weights"))  # the file used, for the log
+        _, loss = recipes.complete(network, **settings)
         style = styles.load_style_image(style_path, recipes.style_image_size(loss))
-        net = vgg.build_loss_network(FLAGS.vgg_weights, loss["style_layers"], loss["content_layer"], seed=FLAGS.seed)
+        net = vgg.build_loss_network(network, loss["style_layers"], loss["content_layer"], seed=FLAGS.seed)
         loss_weights = recipes.loss_settings(loss)
         image, history = gatys.stylize(content, style, net, loss_weights, FLAGS.iterations, FLAGS.optimizer, FLAGS.lr,
                                        FLAGS.init, FLAGS.seed, FLAGS.log_every, progress=FLAGS.progress)
@@ -53,7 +54,7 @@ def main(argv):
         common.fail(e)
     history_path = FLAGS.history or os.path.splitext(output)[0] + ".losses.json"
     with open(history_path, "w") as f:
-        json.dump({"style": FLAGS.style, "optimizer": FLAGS.optimizer, "vgg_weights": FLAGS.vgg_weights,
+        json.dump({"style": FLAGS.style, "optimizer": FLAGS.optimizer, "vgg_weights": network,
                    "loss": {k: list(v) if isinstance(v, tuple) else v for k, v in loss.items()},
                    "history": history}, f, indent=1)
     for h in history:

@@ -50,7 +50,7 @@ def main(argv):
 
     try:
         weights = models.find_weights(FLAGS.style, FLAGS.runs_dir, FLAGS.weights or None)
-        model = models.load_transformer(weights)
+        model, _ = models.load_network(weights)
         name = styles.style_name(FLAGS.style)
         out = FLAGS.out or os.path.join(FLAGS.runs_dir, f"{name}_qat.npz")
         logging.info("fine-tuning %s from %s for INT8, %d steps", name, weights, FLAGS.steps)

@@ -3,8 +3,7 @@
     tfstyle stylize --style=mosaic photo.jpg out.jpg
     tfstyle stylize --style=mosaic a.jpg b.png outdir/
     tfstyle stylize --model=saved_models/mosaic_int8.tflite photos/ outdir/
-    tfstyle stylize --model=runs/mosaic-candy-photo/transformer.weights.h5 --style=mosaic:0.7,candy:0.3 \
-        --strength=0.8 photo.jpg out.jpg
+    tfstyle stylize --style=mosaic:0.7,candy:0.3 --strength=0.8 photo.jpg out.jpg
     tfstyle stylize --model=NETWORK --contact_sheet photo.jpg sheet.png
     tfstyle stylize --model=saved_models/mosaic_slim_int8.tflite clip.mp4 out.mp4 --json
 
@@ -24,7 +23,14 @@ pixel fade. A blend without --model looks for a multi-style run holding its styl
 Clips (.mp4, .mov, .mkv, .webm, .avi, animated .gif; a folder of frames with --fps)
 go frame by frame through the same network, keeping their frame rate and sound
 (needs PyAV: pip install 'tfstyle[video]'); see tfstyle.video.
+
+By default a style runs on LiteRT from its export's float16 TFLite file when there is
+one (--precision=float: TensorFlow's runtime; int8: the INT8 file); photos that need
+tiles run on TensorFlow, whose tiles share normalization statistics. An output that
+is its own input is refused unless --overwrite.
 """
+
+import os
 
 from absl import flags
 
@@ -47,22 +53,49 @@ flags.DEFINE_list("style_weights", None, "Multi-style network: one weight per st
 flags.DEFINE_bool("contact_sheet", False, "Write one image: the photo and every style of the network, labelled.")
 flags.DEFINE_integer("fps", 0, "Clips: frame rate of a folder of input frames (0: 25).", lower_bound=0)
 flags.DEFINE_bool("json", False, "Clips: print a JSON summary (frames, size, fps, audio, speed) on stdout.")
+flags.DEFINE_enum("precision", "auto", ["auto", "float", "fp16", "int8"],
+                  "auto: LiteRT on the style's float16 TFLite file (the float picture within a pixel level) "
+                  "where its export has one, else float; float: the float32 network on TensorFlow; "
+                  "fp16 / int8: the export's TFLite file of that precision.")
+flags.DEFINE_bool("overwrite", False, "Allow an output to replace its own input photo.")
 FLAGS = flags.FLAGS
 
 
+def check_values():
+    """The numbers of --strength, --style_weights and the weights in a --style blend, checked before
+    TensorFlow loads (it takes many seconds); returns the --style_weights as floats, or None."""
+    from tfstyle import multistyle
+
+    multistyle.check_strength(FLAGS.strength)
+    for item in multistyle.split_styles(FLAGS.style) if "," in FLAGS.style or ":" in FLAGS.style else []:
+        name, _, value = item.partition(":")
+        if value.strip() and not os.path.exists(FLAGS.style):
+            weight = multistyle.parse_number(value.strip(), f"weight of '{name.strip()}'")
+            multistyle.check_weights([weight, 1.0], [name.strip(), "-"])  # finite and >= 0
+    if not FLAGS.style_weights:
+        return None
+    weights = [multistyle.parse_number(w, "--style_weights") for w in FLAGS.style_weights]
+    multistyle.check_weights(weights, [f"style {i + 1}" for i in range(len(weights))])
+    return weights
+
+
 def main(argv):
-    from tfstyle import models, multistyle, styles, stylize, tiling, video
+    from tfstyle import multistyle
 
     try:
-        weights = None
-        if FLAGS.style_weights:
-            weights = [multistyle.parse_number(w, "--style_weights") for w in FLAGS.style_weights]
+        weights = check_values()
+    except multistyle.StyleWeightsError as e:
+        common.fail(e, 2)
+    from tfstyle import models, styles, stylize, tiling, video
+
+    try:
         if video.is_video_job(argv[1:]):
             return run_video(argv[1:], weights)
         failures = stylize.run(
             argv[1:], FLAGS.style, FLAGS.model, FLAGS.runs_dir, FLAGS.saved_models, FLAGS.max_size,
             FLAGS.tile_size, FLAGS.tile_overlap, FLAGS.stats_size, FLAGS.preserve_color,
             strength=FLAGS.strength, style_weights=weights, sheet=FLAGS.contact_sheet,
+            precision=FLAGS.precision, overwrite=FLAGS.overwrite,
         )
     except (stylize.StylizeError, tiling.TilingError, models.ModelError, styles.UnknownStyleError, FileNotFoundError,
             multistyle.StyleWeightsError, video.VideoError) as e:
@@ -73,13 +106,12 @@ def main(argv):
 
 def run_video(args, weights):
     import json
-    import os
 
     from tfstyle import stylize, video
 
     stylize.check_max_size(FLAGS.max_size)
     stylizer, source = stylize.prepare_stylizer(FLAGS.style, FLAGS.model, FLAGS.runs_dir, FLAGS.saved_models,
-                                                FLAGS.strength, weights, tflite_threads=os.cpu_count())
+                                                FLAGS.strength, weights, FLAGS.precision, os.cpu_count())
     try:
         summary = {**video.run(args, stylizer, FLAGS.fps, FLAGS.max_size, FLAGS.preserve_color), "model": source}
     except KeyboardInterrupt:
