@@ -114,3 +114,13 @@ def test_the_training_config_adds_the_terms_it_names(blocks_net):
                                                       noise_stability_weight=5.0, shift_stability_weight=2.0))
     terms = training.loss_terms(config, blocks_net, smooth_images(1, 64, 7).astype(np.float32))
     assert [t.name for t in terms] == ["content", "style", "tv", "noise_stability", "shift_stability"]
+
+
+def test_a_crop_too_small_for_the_coarsest_level_is_a_one_line_error(tmp_path):
+    from tfstyle import training
+    from tfstyle.config import TrainConfig
+
+    config = TrainConfig(vgg_weights="random", image_size=16, style_levels=(1, 2, 4, 8), runs_dir=str(tmp_path),
+                         data_dir=str(tmp_path))
+    with pytest.raises(training.TrainingError, match="--image_size=16: too small for style level 8"):
+        training.train(config)

@@ -64,7 +64,7 @@ def test_trains_offline_on_the_packaged_loss_network_by_default(tmp_path):
                        env={"KERAS_HOME": str(tmp_path / "keras"), "TFSTYLE_VGG19_WEIGHTS": ""})
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"loss network: {vgg.PACKAGED_BLOCKS_1_TO_3}" in result.stderr
-    assert f"loss recipe for VGG19 blocks 1-3 ({vgg.PACKAGED_BLOCKS_1_TO_3})" in result.stderr
+    assert f"loss recipe for VGG19 blocks 1-3, pyramid ({vgg.PACKAGED_BLOCKS_1_TO_3})" in result.stderr
     assert json.load(open(tmp_path / "painting" / "config.json"))["vgg_weights"] == vgg.PACKAGED_BLOCKS_1_TO_3
 
 

@@ -281,6 +281,11 @@ def train(config):
     config = dataclasses.replace(config, style=",".join(paintings))
     rows = style_rows(config) if is_multi_style(config) else None
     config = with_recipe(config)
+    coarsest = max(config.style_levels)
+    if config.image_size // coarsest < MIN_IMAGE_SIZE // 4:
+        raise TrainingError(f"--image_size={config.image_size}: too small for style level {coarsest} (the loss network "
+                            f"needs {MIN_IMAGE_SIZE // 4} px there); use --image_size={coarsest * MIN_IMAGE_SIZE // 4} "
+                            "or more, or fewer --style_levels")
     precision = distribution.set_precision(config.precision)
     strategy = distribution.make_strategy(config.strategy)
     worker, is_chief = distribution.worker_index()
