@@ -252,3 +252,12 @@ def metrics(port):
         conn.close()
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
             for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def mosaic_and_blend_server(tmp_path_factory, *flags):
+    """``running_server`` over a random-init "mosaic" export and the stand-in "blend"
+    (``export_blend``): the page and clip tests' server."""
+    base = str(tmp_path_factory.mktemp("saved_models"))
+    export_transformer(base, "mosaic", seed=1)
+    export_blend(base)
+    return running_server(base, str(tmp_path_factory.mktemp("logs") / "serve.log"), *flags)

@@ -11,7 +11,7 @@ import tempfile
 
 import pytest
 
-from serve_support import STYLE_NAMES, encode, export_blend, export_transformer, photo, running_server
+from serve_support import STYLE_NAMES, encode, mosaic_and_blend_server, photo
 
 pytestmark = pytest.mark.slow  # subprocesses, conversions or servers: the quick tier skips them
 
@@ -29,10 +29,7 @@ webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not in
 
 @pytest.fixture(scope="module")
 def port(tmp_path_factory):
-    base = str(tmp_path_factory.mktemp("saved_models"))
-    export_transformer(base, "mosaic", seed=1)
-    export_blend(base)
-    with running_server(base, str(tmp_path_factory.mktemp("logs") / "serve.log"), "--poll_seconds=1") as p:
+    with mosaic_and_blend_server(tmp_path_factory, "--poll_seconds=1") as p:
         yield p
 
 

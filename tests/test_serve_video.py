@@ -3,7 +3,7 @@
 import pytest
 
 from clips import av, make_clip
-from serve_support import export_blend, export_transformer, request, running_server
+from serve_support import mosaic_and_blend_server, request
 from tfstyle import serve_video
 
 pytestmark = pytest.mark.slow  # a server in a subprocess
@@ -11,10 +11,7 @@ pytestmark = pytest.mark.slow  # a server in a subprocess
 
 @pytest.fixture(scope="module")
 def port(tmp_path_factory):
-    base = str(tmp_path_factory.mktemp("saved_models"))
-    export_transformer(base, "mosaic", seed=1)
-    export_blend(base)
-    with running_server(base, str(tmp_path_factory.mktemp("logs") / "serve.log"), "--max_body_mb=1") as p:
+    with mosaic_and_blend_server(tmp_path_factory, "--max_body_mb=1") as p:
         yield p
 
 
