@@ -47,8 +47,8 @@ def peer_output(peer_dir, style, photo_path, shape):
 def style_rows(style, weights_path, int8_path, photos, size, iterations, vgg_weights, variants=(), peer_dir=""):
     """(rows, column labels); ``variants``: [(name, weights path)] of more networks of the style, one column each;
     ``peer_dir``: a last column with the peer's outputs."""
-    net = models.load_transformer(weights_path)
-    others = [(name, models.load_transformer(path)) for name, path in variants]
+    net = models.load_network(weights_path)[0]
+    others = [(name, models.load_network(path)[0]) for name, path in variants]
     settings = loss_settings(weights_path, vgg_weights)
     loss_network = vgg.build_loss_network(vgg_weights, settings["style_layers"], settings["content_layer"])
     style_image = styles.load_style_image(style, recipes.style_image_size(settings))
