@@ -122,5 +122,14 @@ def test_a_crop_too_small_for_the_coarsest_level_is_a_one_line_error(tmp_path):
 
     config = TrainConfig(vgg_weights="random", image_size=16, style_levels=(1, 2, 4, 8), runs_dir=str(tmp_path),
                          data_dir=str(tmp_path))
-    with pytest.raises(training.TrainingError, match="--image_size=16: too small for style level 8"):
+    with pytest.raises(training.TrainingError, match="--image_size: 16 px is too small for style level 8"):
         training.train(config)
+
+
+def test_a_style_image_too_small_for_the_coarsest_level_is_a_one_line_error():
+    from tfstyle import training
+    from tfstyle.config import TrainConfig
+
+    config = TrainConfig(vgg_weights="random", style_size=32, style_levels=(1, 2, 4, 8))
+    with pytest.raises(training.TrainingError, match="--style_size: 2[0-9] px is too small for style level 8"):
+        training.build_model(config)

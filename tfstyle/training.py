@@ -166,6 +166,8 @@ def build_model(config, strategy=None):
         base = models.load_transformer(base_path) if base_path else None
     else:
         style_image = styles.load_style_image(config.style, style_size)
+    for image in [style_image] if not multi else [i for i in style_image if i is not None]:
+        check_pyramid(min(image.shape[1:3]), config, "--style_size")
     with strategy.scope():
         keras.utils.set_random_seed(config.seed)
         arch = architecture(base) if multi and base is not None else {
@@ -202,6 +204,16 @@ def build_model(config, strategy=None):
         model(tf.zeros((1, 32, 32, 3)))  # builds the model, so a backup can be restored into it
         model.optimizer.build(model.transformer.trainable_variables)
     return model
+
+
+def check_pyramid(side, config, flag):
+    """A ``TrainingError`` when an image with a shorter ``side`` (px) is too small for the coarsest style
+    level: the loss network pools it twice before relu3_1, so it needs 4 px there."""
+    coarsest = max(config.style_levels)
+    if side // coarsest < MIN_IMAGE_SIZE // 4:
+        raise TrainingError(f"{flag}: {side} px is too small for style level {coarsest} (the loss network needs "
+                            f"{MIN_IMAGE_SIZE // 4} px there, {coarsest * MIN_IMAGE_SIZE // 4} px before it); "
+                            "raise it or use fewer --style_levels")
 
 
 def loss_terms(config, loss_network, style_image, row_scales=None, teacher=None):
@@ -281,11 +293,7 @@ def train(config):
     config = dataclasses.replace(config, style=",".join(paintings))
     rows = style_rows(config) if is_multi_style(config) else None
     config = with_recipe(config)
-    coarsest = max(config.style_levels)
-    if config.image_size // coarsest < MIN_IMAGE_SIZE // 4:
-        raise TrainingError(f"--image_size={config.image_size}: too small for style level {coarsest} (the loss network "
-                            f"needs {MIN_IMAGE_SIZE // 4} px there); use --image_size={coarsest * MIN_IMAGE_SIZE // 4} "
-                            "or more, or fewer --style_levels")
+    check_pyramid(config.image_size, config, "--image_size")
     precision = distribution.set_precision(config.precision)
     strategy = distribution.make_strategy(config.strategy)
     worker, is_chief = distribution.worker_index()

@@ -66,5 +66,6 @@ def main(argv):
     settings = {"steps": FLAGS.steps, "lr": FLAGS.lr, "image_size": FLAGS.image_size, "batch_size": FLAGS.batch_size,
                 "range_quantile": FLAGS.range_quantile, "photos": FLAGS.data_dir, "from": weights}
     card = models.pretrained_card(weights) if weights.endswith(".npz") else {}
+    card.setdefault("style", name)  # a SavedModel or .h5 source carries no card
     models.save_pretrained(tuned, out, qat.card_after_round(card, settings))
     print(f"wrote {out}")
