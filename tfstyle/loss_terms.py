@@ -2,8 +2,9 @@
 
 Each term's ``score`` maps a :class:`Batch` to a weighted per-image loss, float32
 [B], under its own name (the name it has in the logs). Terms are Keras layers so
-that their targets are tracked weights of the model (replicated, checkpointed). A new kind of loss is a new term here
-and one line in ``tfstyle.training.loss_terms``; the model does not change.
+that their targets are tracked weights of the model (replicated, checkpointed). A
+new kind of loss is a new term here and one line in ``tfstyle.training.loss_terms``;
+the model does not change.
 
 - ``ContentTerm``, ``StyleTerm``, ``TotalVariationTerm``: Johnson et al.'s
   perceptual loss (``tfstyle.perceptual``), the style term with the recipe's
@@ -140,8 +141,8 @@ class DistillTerm(LossTerm):
         self.teacher.trainable = False
 
     def value(self, batch):
-        target = tf.stop_gradient(tf.cast(self.teacher(batch.photos, training=False), tf.float32))
-        return tf.reduce_mean(tf.square(batch.stylized - target), axis=[1, 2, 3])
+        target = tf.stop_gradient(self.teacher(batch.photos, training=False))
+        return losses.per_image_mse(batch.stylized, target)
 
 
 class NoiseStabilityTerm(LossTerm):
@@ -156,14 +157,13 @@ class NoiseStabilityTerm(LossTerm):
 
     def value(self, batch):
         noisy = tf.clip_by_value(batch.photos + tf.random.normal(tf.shape(batch.photos), stddev=self.sigma), 0.0, 255.0)
-        return tf.reduce_mean(tf.square(tf.cast(batch.stylize(noisy), tf.float32) - batch.stylized), axis=[1, 2, 3])
+        return losses.per_image_mse(batch.stylize(noisy), batch.stylized)
 
 
-def shift_pair(images, dy, dx):
-    """The parts of ``images`` [B, H, W, C] that a shift by (dy, dx) >= 0 pixels maps onto each other:
-    ``(images[:, dy:, dx:], images[:, :H-dy, :W-dx])`` (the first is the image moved up-left)."""
-    h, w = tf.shape(images)[1], tf.shape(images)[2]
-    return images[:, dy:, dx:], images[:, : h - dy, : w - dx]
+def moved(images, dy, dx):
+    """``images`` [B, H, W, C] moved up-left by (dy, dx) >= 0 pixels: the part ``images[:, dy:, dx:]``
+    that such a move keeps in the frame, at the top left."""
+    return images[:, dy:, dx:]
 
 
 class ShiftStabilityTerm(LossTerm):
@@ -182,12 +182,10 @@ class ShiftStabilityTerm(LossTerm):
 
     def value(self, batch):
         dy, dx = (tf.random.uniform([], 1, self.max_shift + 1, tf.int32) for _ in range(2))
-        moved_photo, _ = shift_pair(batch.photos, dy, dx)
-        moved_output, _ = shift_pair(batch.stylized, dy, dx)
+        moved_photo, moved_output = moved(batch.photos, dy, dx), moved(batch.stylized, dy, dx)
         # The moved photo is smaller than the batch: pad it back with its own edge so the network sees its size.
         h, w = tf.shape(batch.photos)[1], tf.shape(batch.photos)[2]
         padded = tf.pad(moved_photo, [[0, 0], [0, dy], [0, dx], [0, 0]], mode="SYMMETRIC")
-        output = tf.cast(batch.stylize(padded), tf.float32)[:, : h - dy, : w - dx]
+        output = batch.stylize(padded)[:, : h - dy, : w - dx]
         m = self.margin
-        diff = (output - moved_output)[:, m:-m, m:-m]
-        return tf.reduce_mean(tf.square(diff), axis=[1, 2, 3])
+        return losses.per_image_mse(output[:, m:-m, m:-m], moved_output[:, m:-m, m:-m])

@@ -19,10 +19,15 @@ def gram_matrix(features):
     return gram / tf.cast(c * h * w, tf.float32)
 
 
+def per_image_mse(a, b):
+    """Per-image mean squared difference of two [B, H, W, C] batches, float32: [B]."""
+    diff = tf.cast(a, tf.float32) - tf.cast(b, tf.float32)
+    return tf.reduce_mean(tf.square(diff), axis=[1, 2, 3])
+
+
 def content_loss(features, target_features):
     """Per-image mean squared error between feature maps: [B]."""
-    diff = tf.cast(features, tf.float32) - tf.cast(target_features, tf.float32)
-    return tf.reduce_mean(tf.square(diff), axis=[1, 2, 3])
+    return per_image_mse(features, target_features)
 
 
 def style_loss(features_by_layer, target_grams_by_layer, normalize=False):
