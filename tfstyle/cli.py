@@ -17,7 +17,7 @@ HELP = ("-h", "--help", "-help", "--helpshort")
 
 def usage():
     lines = ["usage: tfstyle <subcommand> [flags] [args]", "", "subcommands:"]
-    lines += [f"  {name:9s} {text}" for name, (_, text) in SUBCOMMANDS.items()]
+    lines += [f"  {name:14s} {text}" for name, (_, text) in SUBCOMMANDS.items()]
     lines += ["", "tfstyle <subcommand> --help shows a subcommand's flags."]
     return "\n".join(lines)
 

@@ -193,13 +193,25 @@ def next_version(base):
 
 
 def export_savedmodel(model, out_dir, style, version=None, overwrite=False, with_tflite=False):
-    """Writes ``model`` to ``<out_dir>/<style>/<version>/`` atomically; returns that path.
+    """Writes ``model`` to ``<out_dir>/<style>/<version>/`` atomically (``write_version``); returns that path.
+    ``with_tflite``: also ``model.tflite`` (``serving_tflite``) for a single-style network."""
+    def save(tmp):
+        module = serving_module(model)
+        with tflite.quiet_tensorflow():
+            tf.saved_model.save(module, tmp, signatures=signatures(module))
+        if with_tflite and style_count(model) is None:
+            with open(os.path.join(tmp, SERVING_TFLITE), "wb") as f:
+                f.write(serving_tflite(model))
+
+    return write_version(os.path.join(out_dir, styles.style_name(style)), version, overwrite, save)
+
+
+def write_version(base, version, overwrite, save):
+    """Calls ``save(folder)`` on a hidden folder and renames it ``<base>/<version>``; returns that path.
 
     ``version`` None: one more than the highest existing version (1 for the first).
-    An existing version is replaced only with ``overwrite``. ``with_tflite``: also
-    ``model.tflite`` (``serving_tflite``) for a single-style network.
+    An existing version is replaced only with ``overwrite``, and only once the new one is complete.
     """
-    base = os.path.join(out_dir, styles.style_name(style))
     os.makedirs(base, exist_ok=True)
     version = next_version(base) if version is None else int(version)
     if version < 1:
@@ -210,12 +222,7 @@ def export_savedmodel(model, out_dir, style, version=None, overwrite=False, with
     # Hidden and non-numeric: TF Serving's file system poller ignores it while it is written.
     tmp = os.path.join(base, f".tmp-{version}-{uuid.uuid4().hex[:8]}")
     try:
-        module = serving_module(model)
-        with tflite.quiet_tensorflow():
-            tf.saved_model.save(module, tmp, signatures=signatures(module))
-        if with_tflite and style_count(model) is None:
-            with open(os.path.join(tmp, SERVING_TFLITE), "wb") as f:
-                f.write(serving_tflite(model))
+        save(tmp)
         if os.path.exists(final):
             # Swap: the old version disappears only once the new one is complete.
             old = os.path.join(base, f".old-{version}-{uuid.uuid4().hex[:8]}")
@@ -227,6 +234,21 @@ def export_savedmodel(model, out_dir, style, version=None, overwrite=False, with
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+def export_any_painting(out_dir, version=None, overwrite=False, decoders_path=None, vgg_weights="auto"):
+    """Writes the any-painting network (``arbitrary.AnyPaintingServingModule``) to
+    ``<out_dir>/any_painting/<version>/`` atomically; returns that path."""
+    from tfstyle import arbitrary, decoders
+
+    module = arbitrary.AnyPaintingServingModule(decoders.build_encoder(vgg_weights),
+                                                decoders.load_decoders(decoders_path or decoders.PACKAGED))
+
+    def save(tmp):
+        with tflite.quiet_tensorflow():
+            tf.saved_model.save(module, tmp, signatures=module.signatures())
+
+    return write_version(os.path.join(out_dir, arbitrary.SERVING_NAME), version, overwrite, save)
 
 
 def dir_size(path):

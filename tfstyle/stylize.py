@@ -43,7 +43,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from tfstyle import multistyle
+from tfstyle import multistyle, styles
 from tfstyle.images import IMAGE_EXTENSIONS, ImageError, list_images, load_image, resize_longer_side, save_image
 from tfstyle.tiling import TilingError, stylize_tiled, tile_grid
 from tfstyle.transformer import MIN_SIDE
@@ -257,10 +257,29 @@ def network_source(style="", model="", runs_dir="runs", saved_models="saved_mode
     return models.find_network(style, runs_dir, saved_models, model_flag="--model")
 
 
+def painting_stylizer(style, decoders="", **settings):
+    """The any-painting network (``tfstyle.arbitrary``) for a painting with no trained network; returns
+    (stylizer, description). ``decoders``: a decoders file (empty: the packaged ones); ``settings``:
+    ``ArbitraryStylizer``'s (``coarse_size``, ``style_size``, ``stroke_scale``)."""
+    from tfstyle import arbitrary
+    from tfstyle import decoders as decoders_lib
+
+    path = styles.resolve_style(style)
+    logging.info("no trained network for %s: using the any-painting network (whitening-colouring transform, in "
+                 "seconds); for a closer likeness, train one: tfstyle train --style=%s --data_dir=PHOTOS", style, style)
+    try:
+        stylizer = arbitrary.load(load_image(path), decoders or decoders_lib.PACKAGED, name=path, **settings)
+    except (ImageError, arbitrary.ArbitraryStyleError, decoders_lib.DecoderError) as e:
+        raise StylizeError(str(e)) from None
+    return stylizer, f"{path} (any-painting network)"
+
+
 def load_stylizer(style="", model="", runs_dir="runs", saved_models="saved_models", precision="auto",
-                  tflite_threads=None):
+                  tflite_threads=None, painting=None):
     """Picks the model for ``--style`` / ``--model`` and ``--precision`` (see the module docstring);
-    returns (stylizer, description). ``tflite_threads``: a .tflite interpreter's threads (None: every core)."""
+    returns (stylizer, description). ``tflite_threads``: a .tflite interpreter's threads (None: every core).
+    A painting (bundled name or image file) with no trained network gets the any-painting network,
+    with the ``painting_stylizer`` settings in ``painting``."""
     from tfstyle import models
 
     if precision not in PRECISIONS:
@@ -271,7 +290,16 @@ def load_stylizer(style="", model="", runs_dir="runs", saved_models="saved_model
         if not os.path.isfile(model):
             raise StylizeError(f"{model}: no such .tflite file")
         return TFLiteTileStylizer(model, num_threads=tflite_threads), model
-    source = network_source(style, model, runs_dir, saved_models)
+    try:
+        source = network_source(style, model, runs_dir, saved_models)
+    except models.ModelError:
+        stopped_run = models.checkpoints(os.path.join(runs_dir, styles.style_name(style))) if style else []
+        if model or stopped_run or not (style in styles.STYLE_NAMES or os.path.isfile(style)):
+            raise
+        if precision in ("fp16", "int8"):
+            raise StylizeError(f"--precision={precision}: {style} has no trained network, and the any-painting "
+                               "network runs in float only") from None
+        return painting_stylizer(style, **(painting or {}))
     float_network = lambda: KerasStylizer(models.load_network(source, runs_dir, saved_models)[0])  # noqa: E731
     if precision != "float":
         file = tflite_beside(source, "fp16" if precision == "auto" else precision)
@@ -337,7 +365,7 @@ def stylize_image(stylizer, image, tile_size=1024, tile_overlap=128, stats_size=
     if getattr(stylizer, "strength", 1.0) == 0.0:
         return image.copy()
     h, w = image.shape[:2]
-    tiled = bool(tile_size and max(h, w) > tile_size)
+    tiled = bool(tile_size and max(h, w) > tile_size) and not getattr(stylizer, "tiles_itself", False)
     if tiled:
         grid = tile_grid(h, w, tile_size, tile_overlap)
         stylizer = stylizer.for_tiles(f"{w}x{h} (more than --tile_size={tile_size})")
@@ -437,11 +465,11 @@ def check_max_size(max_size):
 
 
 def prepare_stylizer(style="", model="", runs_dir="runs", saved_models="saved_models", strength=1.0,
-                     style_weights=None, precision="auto", tflite_threads=None):
+                     style_weights=None, precision="auto", tflite_threads=None, painting=None):
     """``load_stylizer`` with the blend of ``--style`` / ``--style_weights`` at ``strength`` set;
     returns (stylizer, description)."""
     multistyle.check_strength(strength)
-    stylizer, source = load_stylizer(style, model, runs_dir, saved_models, precision, tflite_threads)
+    stylizer, source = load_stylizer(style, model, runs_dir, saved_models, precision, tflite_threads, painting)
     spec = style if (model or is_blend(style)) else ""
     if spec and not stylizer.row_names:
         if is_blend(spec):
@@ -457,19 +485,20 @@ def prepare_stylizer(style="", model="", runs_dir="runs", saved_models="saved_mo
 
 def run(args, style="", model="", runs_dir="runs", saved_models="saved_models", max_size=0, tile_size=1024,
         tile_overlap=128, stats_size=1536, keep_color=False, strength=1.0, style_weights=None, sheet=False,
-        precision="auto", overwrite=False):
+        precision="auto", overwrite=False, painting=None):
     """Stylizes every job; returns the number of photos that failed (their errors go to stderr).
 
     ``strength``, ``style_weights`` and a blend in ``style`` pick the styles of a multi-style
     network (``BlendMixin.set_blend``); ``sheet`` writes a contact sheet of every style instead.
-    ``precision``: see ``load_stylizer``; ``overwrite``: allow an output to replace its input.
+    ``precision`` and ``painting``: see ``load_stylizer``; ``overwrite``: allow an output to replace its input.
     """
     check_max_size(max_size)
     multistyle.check_strength(strength)
     jobs = plan_jobs(args, overwrite)
     if not jobs:
         raise StylizeError(f"no images found in {', '.join(args[:-1])}")
-    stylizer, source = prepare_stylizer(style, model, runs_dir, saved_models, strength, style_weights, precision)
+    stylizer, source = prepare_stylizer(style, model, runs_dir, saved_models, strength, style_weights, precision,
+                                        painting=painting)
     if sheet:
         if len(jobs) != 1:
             raise StylizeError("--contact_sheet takes one photo and one output image")

@@ -9,6 +9,7 @@ SUBCOMMANDS = {
     "styles": ("tfstyle.commands.styles", "list the bundled style images, shipped trained styles and your trained runs"),
     "stylize": ("tfstyle.commands.stylize", "apply a style to photos: files or folders, huge photos in tiles"),
     "train": ("tfstyle.commands.train", "train a style network on a folder of photos (or COCO)"),
+    "train-decoders": ("tfstyle.commands.train_decoders", "train the decoders that make any painting a style without training"),
     "qat": ("tfstyle.commands.qat", "fine-tune a trained network so its INT8 file matches its float output"),
     "export": ("tfstyle.commands.export", "write a style's TF Serving SavedModel and INT8 / fp16 TFLite files"),
     "serve": ("tfstyle.commands.serve", "serve exports with TF Serving's REST API, and a page to try styles in a browser"),

@@ -1,6 +1,7 @@
 """Export a trained style for production.
 
     tfstyle export --style=mosaic [--weights=PATH] [--out=saved_models]
+    tfstyle export --any_painting
 
 Writes <out>/<style>/<version>/ (a SavedModel for TensorFlow Serving, written
 atomically), <out>/<style>_int8.tflite and <out>/<style>_fp16.tflite (for
@@ -35,6 +36,10 @@ flags.DEFINE_string("range_quantile", "auto",
 flags.DEFINE_string("eval_dir", "../shared/data/content/eval",
                     "Photos to measure TFLite vs float accuracy on (empty, or the default folder missing: skip).")
 flags.DEFINE_integer("eval_max_images", 0, "Use at most this many eval photos (0: all).", lower_bound=0)
+flags.DEFINE_bool("any_painting", False, "Instead of a style, export the any-painting network to "
+                  "<out>/any_painting/<version>/: a SavedModel whose signature stylize_with_style_image takes the "
+                  "photos and a painting (tfstyle.arbitrary). TFLite cannot run its eigendecompositions: no .tflite.")
+flags.DEFINE_string("decoders", "", "--any_painting: the decoders file (empty: the packaged ones).")
 FLAGS = flags.FLAGS
 DEFAULT_CALIBRATION_DIR = "../shared/data/content/train"
 
@@ -93,6 +98,9 @@ def main(argv):
     range_quantile = _range_quantile(FLAGS.range_quantile)
     from tfstyle import export, images, models, styles, tflite
 
+    if FLAGS.any_painting:
+        return export_any_painting()
+
     try:
         weights = models.find_weights(FLAGS.style, FLAGS.runs_dir, FLAGS.weights or None, saved_models=FLAGS.out)
         logging.info("exporting %s from %s", styles.style_name(FLAGS.style), weights)
@@ -127,3 +135,13 @@ def main(argv):
         print(line)
 
 
+
+
+def export_any_painting():
+    from tfstyle import decoders, export
+
+    try:
+        path = export.export_any_painting(FLAGS.out, FLAGS.version or None, FLAGS.overwrite, FLAGS.decoders or None)
+    except (export.ExportError, decoders.DecoderError) as e:
+        common.fail(e)
+    print(f"wrote SavedModel  {path}  {export.dir_size(path) / 1e6:.2f} MB  (signature stylize_with_style_image)")

@@ -4,12 +4,15 @@
     tfstyle stylize --style=mosaic a.jpg b.png outdir/
     tfstyle stylize --model=saved_models/mosaic_int8.tflite photos/ outdir/
     tfstyle stylize --style=mosaic:0.7,candy:0.3 --strength=0.8 photo.jpg out.jpg
+    tfstyle stylize --style=my_painting.jpg photo.jpg out.jpg
     tfstyle stylize --model=NETWORK --contact_sheet photo.jpg sheet.png
     tfstyle stylize --model=saved_models/mosaic_slim_int8.tflite clip.mp4 out.mp4 --json
 
 --style is a style name: your trained run (<runs_dir>/<style>/), else your
 latest export (<saved_models>/<style>/<version>), else the weights shipped with
-tfstyle. --model (or a path given as --style) is transformer weights (.h5), a
+tfstyle. A painting with no trained network (any image file, or a bundled painting
+such as the_scream) goes through the any-painting network in seconds, with no
+training (tfstyle.arbitrary; --stroke_scale, --coarse_size, --strength). --model (or a path given as --style) is transformer weights (.h5), a
 SavedModel directory or a .tflite file. Photos are turned upright per EXIF and
 come back at their own size (--max_size downscales first); photos larger than
 --tile_size go through in tiles with blended seams.
@@ -57,6 +60,13 @@ flags.DEFINE_enum("precision", "auto", ["auto", "float", "fp16", "int8"],
                   "auto: LiteRT on the style's float16 TFLite file (the float picture within a pixel level) "
                   "where its export has one, else float; float: the float32 network on TensorFlow; "
                   "fp16 / int8: the export's TFLite file of that precision.")
+flags.DEFINE_string("decoders", "", "A painting with no trained network uses the any-painting network: its "
+                    "decoders file (empty: the packaged ones; `tfstyle train-decoders` writes others).")
+flags.DEFINE_float("stroke_scale", 1.0, "Any-painting network: how large the painting's strokes come out "
+                   "(2: twice as large).", lower_bound=0.1)
+flags.DEFINE_integer("coarse_size", 512, "Any-painting network: the photo's longer side at the coarse levels "
+                     "(relu3_1, relu2_1); the look is that of a photo this size, whatever the photo's size.",
+                     lower_bound=32)
 flags.DEFINE_bool("overwrite", False, "Allow an output to replace its own input photo.")
 FLAGS = flags.FLAGS
 
@@ -95,13 +105,17 @@ def main(argv):
             argv[1:], FLAGS.style, FLAGS.model, FLAGS.runs_dir, FLAGS.saved_models, FLAGS.max_size,
             FLAGS.tile_size, FLAGS.tile_overlap, FLAGS.stats_size, FLAGS.preserve_color,
             strength=FLAGS.strength, style_weights=weights, sheet=FLAGS.contact_sheet,
-            precision=FLAGS.precision, overwrite=FLAGS.overwrite,
+            precision=FLAGS.precision, overwrite=FLAGS.overwrite, painting=painting_settings(),
         )
     except (stylize.StylizeError, tiling.TilingError, models.ModelError, styles.UnknownStyleError, FileNotFoundError,
             multistyle.StyleWeightsError, video.VideoError) as e:
         common.fail(e, 2 if isinstance(e, stylize.StylizeError) and str(e).startswith("usage:") else 1)
     if failures:
         return 1
+
+
+def painting_settings():
+    return {"decoders": FLAGS.decoders, "stroke_scale": FLAGS.stroke_scale, "coarse_size": FLAGS.coarse_size}
 
 
 def run_video(args, weights):
@@ -111,7 +125,8 @@ def run_video(args, weights):
 
     stylize.check_max_size(FLAGS.max_size)
     stylizer, source = stylize.prepare_stylizer(FLAGS.style, FLAGS.model, FLAGS.runs_dir, FLAGS.saved_models,
-                                                FLAGS.strength, weights, FLAGS.precision, os.cpu_count())
+                                                FLAGS.strength, weights, FLAGS.precision, os.cpu_count(),
+                                                painting_settings())
     try:
         summary = {**video.run(args, stylizer, FLAGS.fps, FLAGS.max_size, FLAGS.preserve_color), "model": source}
     except KeyboardInterrupt:

@@ -1,0 +1,118 @@
+"""The any-painting network: the whitening-colouring transform, the decoders, the stylizer, its CLI and SavedModel."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from conftest import REPO, run_tfstyle
+from tfstyle import arbitrary, decoders, feature_transforms, images
+
+SAMPLE = os.path.join(REPO, "tfstyle", "samples", "kodim05.jpg")
+PAINTING = os.path.join(REPO, "tfstyle", "styles", "candy.jpg")
+
+
+def correlated(rng, shape, channels, shift):
+    """Features with full-rank, non-diagonal covariance and a non-zero mean."""
+    mixing = rng.normal(size=(channels, channels))
+    return tf.constant(rng.normal(size=(*shape, channels)) @ mixing + shift, tf.float32)
+
+
+def test_whiten_colour_gives_the_style_mean_and_covariance():
+    rng = np.random.default_rng(0)
+    content, style = correlated(rng, (20, 30), 8, 1.0), correlated(rng, (25, 25), 8, 5.0)
+    out = feature_transforms.whiten_colour(content, style)
+    assert out.shape == content.shape
+    mean, cov = feature_transforms.mean_and_covariance(tf.reshape(out, [-1, 8]))
+    style_mean, style_cov = feature_transforms.mean_and_covariance(tf.reshape(style, [-1, 8]))
+    np.testing.assert_allclose(mean.numpy(), style_mean.numpy(), atol=1e-3)
+    np.testing.assert_allclose(cov.numpy(), style_cov.numpy(), atol=1e-3 * np.abs(style_cov.numpy()).max())
+    # The photo's own statistics are not the painting's: the transform did something.
+    content_mean, _ = feature_transforms.mean_and_covariance(tf.reshape(content, [-1, 8]))
+    assert np.abs(content_mean.numpy() - style_mean.numpy()).max() > 1.0
+
+
+def test_whiten_colour_strength_zero_is_the_photo_and_half_is_between():
+    rng = np.random.default_rng(1)
+    content, style = correlated(rng, (10, 12), 4, 0.0), correlated(rng, (9, 9), 4, 3.0)
+    np.testing.assert_array_equal(feature_transforms.whiten_colour(content, style, 0.0).numpy(), content.numpy())
+    full = feature_transforms.whiten_colour(content, style, 1.0)
+    half = feature_transforms.whiten_colour(content, style, 0.5)
+    np.testing.assert_allclose(half.numpy(), 0.5 * (full.numpy() + content.numpy()), atol=1e-4)
+
+
+def test_whiten_colour_ignores_dead_channels():
+    """ReLU features have channels that are always zero: no NaN, and they stay at the painting's (zero) value."""
+    rng = np.random.default_rng(2)
+    content = np.maximum(correlated(rng, (16, 16), 6, 0.0).numpy(), 0.0)
+    style = np.maximum(correlated(rng, (16, 16), 6, 0.5).numpy(), 0.0)
+    content[..., 2] = 0.0
+    style[..., 2] = 0.0
+    out = feature_transforms.whiten_colour(tf.constant(content), tf.constant(style)).numpy()
+    assert np.isfinite(out).all()
+    np.testing.assert_allclose(out[..., 2], 0.0, atol=1e-3)
+
+
+@pytest.mark.parametrize("level", decoders.LEVELS)
+def test_decoder_gives_an_image_of_the_photo_size(level):
+    encoder = decoders.build_encoder("random")
+    photo = tf.random.uniform([1, 36, 52, 3], 0, 255)
+    out = decoders.build_decoder(level)(encoder(photo)[str(level)])
+    assert out.shape == (1, 36, 52, 3)
+
+
+def test_decoders_round_trip_through_float16_files(tmp_path):
+    nets = decoders.build_decoders()
+    path = str(tmp_path / "d.npz")
+    decoders.save_decoders(path, nets, {"steps": 0})
+    loaded = decoders.load_decoders(path)
+    features = tf.random.uniform([1, 8, 8, 256], 0, 300)
+    np.testing.assert_allclose(loaded[3](features).numpy(), nets[3](features).numpy(), atol=0.5)
+    assert os.path.isfile(str(tmp_path / "d.json"))
+
+
+def test_bad_decoder_files_are_one_line_errors(tmp_path):
+    with pytest.raises(decoders.DecoderError, match="no such decoder weights file"):
+        decoders.load_decoders(str(tmp_path / "missing.npz"))
+    corrupt = tmp_path / "corrupt.npz"
+    corrupt.write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(decoders.DecoderError, match="cannot read decoder weights"):
+        decoders.load_decoders(str(corrupt))
+    other = tmp_path / "other.npz"
+    np.savez(other, something=np.zeros(3))
+    with pytest.raises(decoders.DecoderError, match="not a tfstyle decoder file"):
+        decoders.load_decoders(str(other))
+
+
+@pytest.fixture(scope="module")
+def random_stylizer():
+    """A stylizer on the random encoder and untrained decoders: for shapes and plumbing, not for looks."""
+    painting = images.resize_longer_side(images.load_image(PAINTING), 96)
+    return arbitrary.ArbitraryStylizer(painting, decoders.build_encoder("random"), decoders.build_decoders(),
+                                       coarse_size=48, style_size=64)
+
+
+def test_stylizer_keeps_odd_photo_sizes(random_stylizer):
+    photo = np.random.default_rng(3).integers(0, 255, (37, 53, 3)).astype(np.uint8)
+    out = random_stylizer(photo)
+    assert out.shape == photo.shape and out.dtype == np.float32
+    assert np.isfinite(out).all() and out.min() >= 0 and out.max() <= 255
+
+
+def test_fine_level_in_bands_equals_the_whole_image(random_stylizer, monkeypatch):
+    """The relu1_1 level runs band by band with summed statistics: the same result as one piece."""
+    photo = images.resize_longer_side(images.load_image(SAMPLE), 120).astype(np.float32)
+    whole = arbitrary.stylize_whole(random_stylizer.encoders, random_stylizer.decoders, tf.constant(photo[None]),
+                                    tf.constant(images.resize_longer_side(images.load_image(PAINTING), 96)[None],
+                                                tf.float32), 1.0, 48, 64)[0].numpy()
+    monkeypatch.setattr(arbitrary, "BAND_ROWS", 16)
+    banded = random_stylizer(photo)
+    np.testing.assert_allclose(banded, whole, atol=0.5)
+
+
+def test_tiny_paintings_are_refused():
+    with pytest.raises(arbitrary.ArbitraryStyleError, match="too small to be a style"):
+        arbitrary.ArbitraryStylizer(np.zeros((1, 1, 3), np.uint8), decoders.build_encoder("random"),
+                                    decoders.build_decoders(), name="dot.png")
