@@ -111,9 +111,25 @@ def test_the_training_config_adds_the_terms_it_names(blocks_net):
     from tfstyle.config import TrainConfig
 
     config = training.with_recipe(dataclasses.replace(TrainConfig(vgg_weights="random", style_size=64),
-                                                      noise_stability_weight=5.0, shift_stability_weight=2.0))
+                                                      noise_stability_weight=5.0, shift_stability_weight=2.0,
+                                                      dark_mass_weight=1.0))
     terms = training.loss_terms(config, blocks_net, smooth_images(1, 64, 7).astype(np.float32))
-    assert [t.name for t in terms] == ["content", "style", "tv", "noise_stability", "shift_stability"]
+    assert [t.name for t in terms] == ["content", "style", "tv", "noise_stability", "shift_stability", "dark_mass"]
+
+
+def test_dark_mass_costs_a_black_blob_over_a_bright_photo_not_thin_strokes_nor_a_dark_photo():
+    term = loss_terms.DarkMassTerm(1.0, block=8)
+    bright = np.full((1, 64, 64, 3), 200.0, np.float32)
+    blob = bright.copy()
+    blob[:, 16:40, 16:40] = 0.0  # a 24 px black mass
+    strokes = bright.copy()
+    strokes[:, :, ::8] = 0.0  # 1 px black lines every 8 px: as much black per block as a stroke pattern has
+    strokes[:, ::8, :] = 0.0
+    score = lambda photo, output: float(term.score(loss_terms.Batch(tf.constant(photo), tf.constant(output), None))[0])  # noqa: E731
+    assert score(bright, bright) == 0.0
+    assert score(bright, strokes) == 0.0
+    assert score(bright, blob) > 1000.0
+    assert score(np.zeros_like(bright), blob) == 0.0  # the photo is black there too: not a droplet
 
 
 def test_a_crop_too_small_for_the_coarsest_level_is_a_one_line_error(tmp_path):

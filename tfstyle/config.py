@@ -49,6 +49,7 @@ class TrainConfig:
     noise_stability_weight: float = 0.0  # weight of the output's change under photo noise (stable video)
     noise_sigma: float = 2.0  # that noise's standard deviation, 0..255
     shift_stability_weight: float = 0.0  # weight of the output's failure to move with a shifted photo
+    dark_mass_weight: float = 0.0  # weight of the penalty on near-black masses over a brighter photo (droplets)
     vgg_weights: str = "auto"  # tfstyle.vgg.resolve_weights: the full file if cached, else the packaged blocks 1-3
     precision: str = "auto"
     strategy: str = "auto"

@@ -189,3 +189,30 @@ class ShiftStabilityTerm(LossTerm):
         output = batch.stylize(padded)[:, : h - dy, : w - dx]
         m = self.margin
         return losses.per_image_mse(output[:, m:-m, m:-m], moved_output[:, m:-m, m:-m])
+
+
+def luminance(images):
+    """BT.601 luma (0..255) of RGB [B, H, W, 3] images, as [B, H, W, 1]."""
+    return tf.reduce_sum(images * tf.constant([0.299, 0.587, 0.114], images.dtype), axis=-1, keepdims=True)
+
+
+class DarkMassTerm(LossTerm):
+    """Penalty on large near-black masses painted where the photo is not dark: the "droplets".
+
+    Output and photo luma are averaged over ``block`` x ``block`` pixels first, so strokes,
+    outlines and dots thinner than a block average out with their surroundings and cost
+    nothing; a block whose output stays below ``threshold`` costs (threshold - output) x
+    (photo - output) when the photo there is brighter. Zero for a network that paints no
+    dark mass over a bright photo.
+    """
+
+    def __init__(self, weight, block=8, threshold=40.0, **kwargs):
+        super().__init__(weight, name="dark_mass", **kwargs)
+        self.block = int(block)
+        self.threshold = float(threshold)
+
+    def value(self, batch):
+        output = losses.downsample(luminance(batch.stylized), self.block)
+        photo = losses.downsample(luminance(batch.photos), self.block)
+        cost = tf.nn.relu(self.threshold - output) * tf.nn.relu(photo - output)
+        return tf.reduce_mean(cost, axis=[1, 2, 3])

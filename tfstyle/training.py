@@ -234,6 +234,8 @@ def loss_terms(config, loss_network, style_image, row_scales=None, teacher=None)
         terms.append(lt.NoiseStabilityTerm(config.noise_stability_weight, config.noise_sigma))
     if config.shift_stability_weight:
         terms.append(lt.ShiftStabilityTerm(config.shift_stability_weight))
+    if config.dark_mass_weight:
+        terms.append(lt.DarkMassTerm(config.dark_mass_weight))
     return terms
 
 

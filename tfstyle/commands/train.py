@@ -53,6 +53,8 @@ flags.DEFINE_float("noise_sigma", d.noise_sigma, "Standard deviation (0..255) of
 flags.DEFINE_float("shift_stability_weight", d.shift_stability_weight, "Stable video: weight of the mean squared "
                    "difference between the output of a photo moved by a few pixels and the moved output.",
                    lower_bound=0.0)
+flags.DEFINE_float("dark_mass_weight", d.dark_mass_weight, "Weight of the penalty on near-black masses (8x8 "
+                   "blocks darker than luma 40) painted where the photo is brighter: the droplets.", lower_bound=0.0)
 common.define_runs_dir()
 common.define_loss_network()
 flags.DEFINE_string("data_dir", d.data_dir, "Folder of training photos (searched recursively). Empty: use --dataset.")
