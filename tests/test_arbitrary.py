@@ -116,3 +116,77 @@ def test_tiny_paintings_are_refused():
     with pytest.raises(arbitrary.ArbitraryStyleError, match="too small to be a style"):
         arbitrary.ArbitraryStylizer(np.zeros((1, 1, 3), np.uint8), decoders.build_encoder("random"),
                                     decoders.build_decoders(), name="dot.png")
+
+
+# ----------------------------------------------------------------------------- the packaged decoders
+
+
+@pytest.fixture(scope="module")
+def packaged():
+    """The shipped decoders with the packaged genuine VGG19 blocks 1-3."""
+    return decoders.build_encoder("auto"), decoders.load_decoders()
+
+
+@pytest.mark.parametrize("level, min_psnr", [(1, 30.0), (2, 24.0), (3, 20.0)])
+def test_packaged_decoders_reconstruct_a_photo(packaged, level, min_psnr):
+    """Each decoder inverts its encoder level on a photo no decoder trained on (bounds 2-4 dB under the measured)."""
+    encoder, nets = packaged
+    photo = images.resize_longer_side(images.load_image(SAMPLE), 96).astype(np.float32)
+    out = np.clip(nets[level](encoder(photo[None])[str(level)])[0].numpy(), 0, 255)
+    mse = np.mean((out - photo) ** 2)
+    assert 10 * np.log10(255.0**2 / mse) > min_psnr
+
+
+def test_cli_any_painting_and_its_bad_paintings(tmp_path):
+    """An image file with no trained network is a style at once; a 1x1 or corrupt painting is one line."""
+    photo = tmp_path / "photo.png"
+    Image.fromarray(images.resize_longer_side(images.load_image(SAMPLE), 80)).save(photo)
+    result = run_tfstyle("stylize", f"--style={PAINTING}", f"--runs_dir={tmp_path}", "--strength=0.7",
+                         str(photo), str(tmp_path / "out.png"), cwd=str(tmp_path))
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = np.asarray(Image.open(tmp_path / "out.png"))
+    assert out.shape == np.asarray(Image.open(photo)).shape
+    assert np.abs(out.astype(float) - np.asarray(Image.open(photo)).astype(float)).mean() > 5  # a style, not a copy
+    dot = tmp_path / "dot.png"
+    Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(dot)
+    corrupt = tmp_path / "corrupt.jpg"
+    corrupt.write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    for painting, problem in ((dot, "too small to be a style"), (corrupt, "corrupt or truncated")):
+        result = run_tfstyle("stylize", f"--style={painting}", f"--runs_dir={tmp_path}", str(photo),
+                             str(tmp_path / "bad.png"), cwd=str(tmp_path))
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        last = result.stderr.strip().splitlines()[-1]
+        assert last.startswith(f"error: {painting}") and problem in last, last
+        assert not (tmp_path / "bad.png").exists()
+
+
+@pytest.mark.slow
+def test_savedmodel_signature_and_served_painting(tmp_path):
+    """`tfstyle export --any_painting`: the signature stylizes with a painting sent beside the photo, in-process
+    and through `tfstyle serve` (the page's path: stylize_bytes); a too-small painting is a 400."""
+    from serve_support import b64, decode_png, encode, request, running_server
+
+    result = run_tfstyle("export", "--any_painting", f"--out={tmp_path / 'sm'}", cwd=str(tmp_path))
+    assert result.returncode == 0, result.stderr[-2000:]
+    path = str(tmp_path / "sm" / arbitrary.SERVING_NAME / "1")
+    photo = images.resize_longer_side(images.load_image(SAMPLE), 64)
+    painting = images.resize_longer_side(images.load_image(PAINTING), 64)
+    signature = tf.saved_model.load(path).signatures[arbitrary.SIGNATURE]
+    out = signature(images=tf.constant(photo[None]), style_images=tf.constant(painting[None]), strength=tf.constant(1.0))
+    assert out["stylized"].shape == (1, *photo.shape) and out["stylized"].dtype == tf.uint8
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        signature(images=tf.constant(photo[None]), style_images=tf.constant(painting[None, :8, :8]),
+                  strength=tf.constant(1.0))
+    with running_server(str(tmp_path / "sm"), str(tmp_path / "serve.log")) as port:
+        body = {"signature_name": "stylize_bytes", "inputs": {"image_bytes": [b64(encode(photo))],
+                                                              "style_image_bytes": [b64(encode(painting))],
+                                                              "strength": 1.0}}
+        status, reply = request(port, "POST", f"/v1/models/{arbitrary.SERVING_NAME}:predict", body,
+                                {"Content-Type": "application/json"})
+        assert status == 200, reply
+        outputs = reply["outputs"] if isinstance(reply["outputs"], list) else list(reply["outputs"].values())[0]
+        assert decode_png(outputs[0]).shape == photo.shape
+        body["inputs"]["style_image_bytes"] = [b64(encode(painting[:8, :8]))]
+        status, reply = request(port, "POST", f"/v1/models/{arbitrary.SERVING_NAME}:predict", body,
+                                {"Content-Type": "application/json"})
+        assert status == 400 and "16 px" in reply["error"], reply

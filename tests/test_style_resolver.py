@@ -61,11 +61,20 @@ def test_an_unknown_name_lists_trained_styles_and_paintings(runs):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("command", ["stylize", "export", "evaluate"])
+@pytest.mark.parametrize("command", ["export", "evaluate"])
 def test_commands_give_the_same_answer_for_a_painting_without_a_network(command, tmp_path):
-    args = {"stylize": [os.path.join(REPO, "tfstyle", "samples", "kodim03.jpg"), str(tmp_path / "o.jpg")],
-            "export": [f"--out={tmp_path}"], "evaluate": [f"--out={tmp_path}/e.md"]}[command]
+    args = {"export": [f"--out={tmp_path}"], "evaluate": [f"--out={tmp_path}/e.md"]}[command]
     result = run_tfstyle(command, "--style=la_muse", f"--runs_dir={tmp_path}", *args, cwd=str(tmp_path))
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert result.stderr.strip().splitlines()[-1] == ("error: no trained network for la_muse; train one with "
                                                       "`tfstyle train --style=la_muse --data_dir=PHOTOS`")
+
+
+@pytest.mark.slow
+def test_stylize_takes_a_painting_without_a_network_through_the_any_painting_network(tmp_path):
+    result = run_tfstyle("stylize", "--style=la_muse", f"--runs_dir={tmp_path}", "--max_size=64",
+                         os.path.join(REPO, "tfstyle", "samples", "kodim03.jpg"), str(tmp_path / "o.jpg"), cwd=str(tmp_path))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "no trained network for la_muse: using the any-painting network" in result.stderr
+    assert "tfstyle train --style=la_muse --data_dir=PHOTOS" in result.stderr
+    assert max(Image.open(tmp_path / "o.jpg").size) == 64

@@ -126,8 +126,10 @@ def test_style_name_finds_trained_weights_then_exports(model, weights, tmp_path)
     assert source == saved
     style = tmp_path / "my_painting.jpg"
     Image.fromarray(np.full((16, 16, 3), 90, np.uint8)).save(style)
-    with pytest.raises(models.ModelError, match=f"no trained network for my_painting; train one with `tfstyle train --style={style} "):
-        stylize.load_stylizer(str(style), runs_dir=str(tmp_path), saved_models=str(tmp_path / "sm"))
+    found, source = stylize.load_stylizer(str(style), runs_dir=str(tmp_path), saved_models=str(tmp_path / "sm"))
+    assert source == f"{style} (any-painting network)"  # a painting with no network: no training needed
+    with pytest.raises(stylize.StylizeError, match="runs in float only"):
+        stylize.load_stylizer(str(style), runs_dir=str(tmp_path), precision="int8")
 
 
 def test_savedmodel_and_tflite_paths_work_as_models(model, tmp_path):

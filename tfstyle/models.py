@@ -217,7 +217,8 @@ def no_trained_network(style, runs_dir="runs", saved_models="saved_models", mode
 
     A stopped run points to its latest checkpoint (passed with ``model_flag``, the flag the command
     has for a network file); a painting (bundled name or image path) gets the training command; any
-    other name is an unknown style. A later arbitrary-style network would answer paintings here.
+    other name is an unknown style. ``tfstyle stylize`` answers such a painting with the any-painting
+    network instead (``stylize.load_stylizer``).
     """
     name = styles.style_name(style)
     found = checkpoints(os.path.join(runs_dir, name))

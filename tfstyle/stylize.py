@@ -279,7 +279,7 @@ def load_stylizer(style="", model="", runs_dir="runs", saved_models="saved_model
     """Picks the model for ``--style`` / ``--model`` and ``--precision`` (see the module docstring);
     returns (stylizer, description). ``tflite_threads``: a .tflite interpreter's threads (None: every core).
     A painting (bundled name or image file) with no trained network gets the any-painting network,
-    with the ``painting_stylizer`` settings in ``painting``."""
+    with the ``painting_stylizer`` settings in ``painting`` (``always``: even when it has one)."""
     from tfstyle import models
 
     if precision not in PRECISIONS:
@@ -290,6 +290,11 @@ def load_stylizer(style="", model="", runs_dir="runs", saved_models="saved_model
         if not os.path.isfile(model):
             raise StylizeError(f"{model}: no such .tflite file")
         return TFLiteTileStylizer(model, num_threads=tflite_threads), model
+    painting = dict(painting or {})
+    if painting.pop("always", False):
+        if model or not style or is_blend(style):
+            raise StylizeError("--any_painting takes a painting as --style (a bundled name or an image file)")
+        return painting_stylizer(style, **painting)
     try:
         source = network_source(style, model, runs_dir, saved_models)
     except models.ModelError:
@@ -299,7 +304,7 @@ def load_stylizer(style="", model="", runs_dir="runs", saved_models="saved_model
         if precision in ("fp16", "int8"):
             raise StylizeError(f"--precision={precision}: {style} has no trained network, and the any-painting "
                                "network runs in float only") from None
-        return painting_stylizer(style, **(painting or {}))
+        return painting_stylizer(style, **painting)
     float_network = lambda: KerasStylizer(models.load_network(source, runs_dir, saved_models)[0])  # noqa: E731
     if precision != "float":
         file = tflite_beside(source, "fp16" if precision == "auto" else precision)

@@ -62,6 +62,8 @@ flags.DEFINE_enum("precision", "auto", ["auto", "float", "fp16", "int8"],
                   "fp16 / int8: the export's TFLite file of that precision.")
 flags.DEFINE_string("decoders", "", "A painting with no trained network uses the any-painting network: its "
                     "decoders file (empty: the packaged ones; `tfstyle train-decoders` writes others).")
+flags.DEFINE_bool("any_painting", False, "Use the any-painting network for --style even when the style has a "
+                  "trained network (to compare the two).")
 flags.DEFINE_float("stroke_scale", 1.0, "Any-painting network: how large the painting's strokes come out "
                    "(2: twice as large).", lower_bound=0.1)
 flags.DEFINE_integer("coarse_size", 512, "Any-painting network: the photo's longer side at the coarse levels "
@@ -115,7 +117,8 @@ def main(argv):
 
 
 def painting_settings():
-    return {"decoders": FLAGS.decoders, "stroke_scale": FLAGS.stroke_scale, "coarse_size": FLAGS.coarse_size}
+    return {"decoders": FLAGS.decoders, "stroke_scale": FLAGS.stroke_scale, "coarse_size": FLAGS.coarse_size,
+            "always": FLAGS.any_painting}
 
 
 def run_video(args, weights):

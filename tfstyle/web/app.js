@@ -1,4 +1,5 @@
-// tfstyle's page: pick a photo and a style (a served model), get the stylized PNG back.
+// tfstyle's page: pick a photo and a style (a served model, or any painting for the
+// any-painting network), get the stylized PNG back.
 // It uses the server's TF Serving REST API: the model's metadata, then :predict on the
 // `stylize_bytes` signature with the photo as {"b64": ...} (columnar format, so inputs
 // without a batch dimension, like a multi-style `style_weights` vector, fit too).
@@ -45,18 +46,25 @@ function slider(label, value) {
   return input;
 }
 
-// Reads the model's signature: the string input takes the photo; float inputs named
-// `style_weights` (one slider per style) and `strength` (one slider) get controls.
+// Reads the model's signature: the string input `image_bytes` takes the photo, and
+// `style_image_bytes` (the any-painting network) a painting the user uploads; float inputs
+// named `style_weights` (one slider per style) and `strength` (one slider) get controls.
 async function loadSignature() {
   signature = null;
   $("controls").replaceChildren();
+  $("painting_label").hidden = true;
+  $("painting").required = false;
   const name = $("model").value;
   const meta = await getJSON(`/v1/models/${encodeURIComponent(name)}/metadata`);
   const sig = meta.metadata.signature_def.signature_def[SIGNATURE];
   if (!sig) throw new Error(`model ${name} has no ${SIGNATURE} signature`);
   const inputs = Object.entries(sig.inputs);
-  const bytes = inputs.find(([, info]) => info.dtype === "DT_STRING");
+  const strings = inputs.filter(([, info]) => info.dtype === "DT_STRING").map(([input]) => input);
+  const bytes = strings.find((input) => input !== "style_image_bytes");
   if (!bytes) throw new Error(`${SIGNATURE} of ${name} has no string input`);
+  const paintingInput = strings.find((input) => input === "style_image_bytes") || null;
+  $("painting_label").hidden = !paintingInput;
+  $("painting").required = Boolean(paintingInput);
   const styleNames = (models.find((m) => m.name === name) || {}).style_names || [];
   const controls = [];
   for (const [input, info] of inputs) {
@@ -72,7 +80,7 @@ async function loadSignature() {
       throw new Error(`${SIGNATURE} of ${name} has an input this page does not know: ${input}`);
     }
   }
-  signature = { bytesInput: bytes[0], controls };
+  signature = { bytesInput: bytes, paintingInput, controls };
 }
 
 // A control's value in its input's shape: style_weights a vector, strength a scalar, each
@@ -115,6 +123,11 @@ async function stylize() {
     say("Stylizing…");
     const photo = await preparedPhoto(file, Number($("max_side").value));
     const inputs = { [signature.bytesInput]: [{ b64: await base64Of(photo.blob) }] };
+    if (signature.paintingInput) {
+      const painting = $("painting").files[0];
+      if (!painting) throw new Error("choose a painting: this network takes any picture as its style");
+      inputs[signature.paintingInput] = [{ b64: await base64Of((await preparedPhoto(painting, 1024)).blob) }];
+    }
     for (const control of signature.controls) inputs[control.input] = controlValue(control);
     const reply = await getJSON(`/v1/models/${encodeURIComponent(name)}:predict`, {
       method: "POST",
