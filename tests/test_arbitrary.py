@@ -166,6 +166,8 @@ def test_savedmodel_signature_and_served_painting(tmp_path):
     and through `tfstyle serve` (the page's path: stylize_bytes); a too-small painting is a 400."""
     from serve_support import b64, decode_png, encode, request, running_server
 
+    from tfstyle import any_painting_tflite
+
     result = run_tfstyle("export", "--any_painting", f"--out={tmp_path / 'sm'}", cwd=str(tmp_path))
     assert result.returncode == 0, result.stderr[-2000:]
     path = str(tmp_path / "sm" / arbitrary.SERVING_NAME / "1")
@@ -174,6 +176,10 @@ def test_savedmodel_signature_and_served_painting(tmp_path):
     signature = tf.saved_model.load(path).signatures[arbitrary.SIGNATURE]
     out = signature(images=tf.constant(photo[None]), style_images=tf.constant(painting[None]), strength=tf.constant(1.0))
     assert out["stylized"].shape == (1, *photo.shape) and out["stylized"].dtype == tf.uint8
+    # The TFLite part plus numpy's transform, as an app runs them: the SavedModel's picture within 2 levels.
+    lite = any_painting_tflite.LiteRTAnyPainting(str(tmp_path / "sm" / any_painting_tflite.FILE_NAME), painting)
+    difference = np.abs(lite(photo) - out["stylized"][0].numpy().astype(np.float32))
+    assert difference.mean() < 1.0 and np.percentile(difference, 99) < 2.5
     with pytest.raises(tf.errors.InvalidArgumentError):
         signature(images=tf.constant(photo[None]), style_images=tf.constant(painting[None, :8, :8]),
                   strength=tf.constant(1.0))

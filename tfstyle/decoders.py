@@ -2,7 +2,7 @@
 
 The encoder is the frozen genuine VGG19 (blocks 1-3); each decoder mirrors the
 encoder up to its layer (Li et al. 2017: conv 3x3 with reflection padding,
-nearest-neighbour upsampling where VGG pools) and is trained only to
+nearest-neighbour upsampling where VGG pools, computed as ``transformer.Conv2D(upsample=2)``) and is trained only to
 reconstruct photos: the pixel loss plus the loss between the encoder's features
 of the reconstruction and of the photo. No paintings are needed; at run time
 ``tfstyle.arbitrary`` decodes features that a whitening-colouring transform
@@ -22,7 +22,7 @@ import tensorflow as tf
 from keras import layers
 
 from tfstyle import vgg
-from tfstyle.transformer import ReflectionPadding2D
+from tfstyle.transformer import Conv2D, ReflectionPadding2D
 
 # The encoder layer each decoder inverts, by level (1: relu1_1, 2: relu2_1, 3: relu3_1).
 LEVEL_LAYERS = {1: "block1_conv1", 2: "block2_conv1", 3: "block3_conv1"}
@@ -58,11 +58,12 @@ def build_decoder(level):
     x = layers.Rescaling(1.0 / FEATURE_RMS[level], name="unit_scale")(features)
     convs = _MIRROR[level]
     for i, (_, filters, upsample) in enumerate(convs):
-        if upsample:
-            x = layers.UpSampling2D(2, interpolation="nearest", name=f"up{i}")(x)
-        x = ReflectionPadding2D(1, name=f"pad{i}")(x)
-        last = i == len(convs) - 1
-        x = layers.Conv2D(filters, 3, activation=None if last else "relu", name=f"conv{i}")(x)
+        activation = None if i == len(convs) - 1 else "relu"
+        if upsample:  # nearest x2 + reflection pad + 3x3 conv, as four 2x2 convs (no resize op: TFLite takes it)
+            x = Conv2D(filters, 3, upsample=2, activation=activation, name=f"conv{i}")(x)
+        else:
+            x = ReflectionPadding2D(1, name=f"pad{i}")(x)
+            x = Conv2D(filters, 3, activation=activation, name=f"conv{i}")(x)
     rgb = layers.Rescaling(127.5, offset=127.5, name="to_0_255")(x)
     return keras.Model(features, rgb, name=f"decoder{level}")
 

@@ -237,18 +237,21 @@ def write_version(base, version, overwrite, save):
 
 
 def export_any_painting(out_dir, version=None, overwrite=False, decoders_path=None, vgg_weights="auto"):
-    """Writes the any-painting network (``arbitrary.AnyPaintingServingModule``) to
-    ``<out_dir>/any_painting/<version>/`` atomically; returns that path."""
-    from tfstyle import arbitrary, decoders
+    """Writes the any-painting network: the SavedModel (``arbitrary.AnyPaintingServingModule``) to
+    ``<out_dir>/any_painting/<version>/`` atomically, and the part TFLite runs
+    (``any_painting_tflite``) to ``<out_dir>/any_painting.tflite``; returns both paths."""
+    from tfstyle import any_painting_tflite, arbitrary, decoders
 
-    module = arbitrary.AnyPaintingServingModule(decoders.build_encoder(vgg_weights),
-                                                decoders.load_decoders(decoders_path or decoders.PACKAGED))
+    encoder = decoders.build_encoder(vgg_weights)
+    nets = decoders.load_decoders(decoders_path or decoders.PACKAGED)
+    module = arbitrary.AnyPaintingServingModule(encoder, nets)
 
     def save(tmp):
         with tflite.quiet_tensorflow():
             tf.saved_model.save(module, tmp, signatures=module.signatures())
 
-    return write_version(os.path.join(out_dir, arbitrary.SERVING_NAME), version, overwrite, save)
+    savedmodel = write_version(os.path.join(out_dir, arbitrary.SERVING_NAME), version, overwrite, save)
+    return savedmodel, any_painting_tflite.write(out_dir, encoder, nets)
 
 
 def dir_size(path):

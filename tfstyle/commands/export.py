@@ -38,7 +38,8 @@ flags.DEFINE_string("eval_dir", "../shared/data/content/eval",
 flags.DEFINE_integer("eval_max_images", 0, "Use at most this many eval photos (0: all).", lower_bound=0)
 flags.DEFINE_bool("any_painting", False, "Instead of a style, export the any-painting network to "
                   "<out>/any_painting/<version>/: a SavedModel whose signature stylize_with_style_image takes the "
-                  "photos and a painting (tfstyle.arbitrary). TFLite cannot run its eigendecompositions: no .tflite.")
+                  "photos and a painting (tfstyle.arbitrary), and <out>/any_painting.tflite: its encoders and "
+                  "decoders (TFLite cannot run its eigendecompositions; tfstyle.any_painting_tflite).")
 flags.DEFINE_string("decoders", "", "--any_painting: the decoders file (empty: the packaged ones).")
 FLAGS = flags.FLAGS
 DEFAULT_CALIBRATION_DIR = "../shared/data/content/train"
@@ -138,10 +139,13 @@ def main(argv):
 
 
 def export_any_painting():
-    from tfstyle import decoders, export
+    from tfstyle import decoders, export, tflite
 
     try:
-        path = export.export_any_painting(FLAGS.out, FLAGS.version or None, FLAGS.overwrite, FLAGS.decoders or None)
-    except (export.ExportError, decoders.DecoderError) as e:
+        path, parts = export.export_any_painting(FLAGS.out, FLAGS.version or None, FLAGS.overwrite,
+                                                 FLAGS.decoders or None)
+    except (export.ExportError, decoders.DecoderError, tflite.ConversionError) as e:
         common.fail(e)
     print(f"wrote SavedModel  {path}  {export.dir_size(path) / 1e6:.2f} MB  (signature stylize_with_style_image)")
+    print(f"wrote TFLite      {parts}  {os.path.getsize(parts) / 1e6:.2f} MB  (encode1-3 and decode1-3: the "
+          "convolutions; the app does the transform, see tfstyle.any_painting_tflite)")
