@@ -3,8 +3,9 @@
     tfstyle styles [--runs_dir=runs] [--saved_models=saved_models]
 
 A style with trained weights (shipped, trained or exported) works with
-`tfstyle stylize --style=NAME` right away; a style image alone needs
-`tfstyle train --style=NAME` first.
+`tfstyle stylize --style=NAME` right away; so does any painting without one,
+through the any-painting network (seconds, no training; a trained network,
+`tfstyle train --style=NAME`, follows the painting more closely).
 """
 
 from absl import flags
@@ -24,7 +25,8 @@ def main(argv):
 
     from tfstyle import models, styles
 
-    print("Style images bundled with tfstyle (tfstyle train --style=NAME):")
+    print("Style images bundled with tfstyle (tfstyle train --style=NAME; without a trained network, "
+          "tfstyle stylize --style=NAME uses the any-painting network, as for any image file):")
     print("  " + ", ".join(styles.STYLE_NAMES))
     print("\nTrained styles shipped with tfstyle (tfstyle stylize --style=NAME works at once):")
     shipped = models.pretrained_styles()
