@@ -125,6 +125,14 @@ class ArbitraryStylizer:
         self.strength = 1.0
         painting = tf.convert_to_tensor(np.asarray(painting, np.float32)[None])
         self.style_features = painting_features(self.encoders, painting, style_size, stroke_scale)
+        # Each pass as one traced graph, for any size (eager Keras calls cost more than the convolutions on
+        # small photos); the strength is a tensor argument, so changing it traces nothing again.
+        graph = lambda fn: tf.function(fn, reduce_retracing=True)  # noqa: E731
+        self._coarse = graph(lambda photo, strength: coarse_stylize(
+            self.encoders, self.decoders, photo, self.style_features, strength, self.coarse_size))
+        self._band_sums = graph(self._sums)
+        self._band_decode = graph(lambda band, stats, strength: self.decoders[1](
+            recolour(self.encoders[1](band), *stats, strength)))
 
     def set_blend(self, spec="", strength=1.0, weights=None):
         if weights:
@@ -140,22 +148,22 @@ class ArbitraryStylizer:
             top, bottom = max(0, start - HALO), min(height, stop + HALO)
             yield image[:, top:bottom], start - top, stop - start
 
-    def _fine(self, image):
+    def _sums(self, band, offset, own):
+        """(sum, sum of outer products, count) of the relu1_1 features of a band's own rows, float64."""
+        features = self.encoders[1](band)[:, offset:offset + own]
+        flat = tf.cast(tf.reshape(features, [-1, tf.shape(features)[-1]]), tf.float64)
+        return tf.reduce_sum(flat, 0), tf.matmul(flat, flat, transpose_a=True), tf.shape(flat)[0]
+
+    def _fine(self, image, strength):
         """The relu1_1 level at full size, band by band: statistics summed over the bands, then recoloured."""
-        channels = int(self.style_features[1].shape[-1])
-        total, outer, count = tf.zeros([channels], tf.float64), tf.zeros([channels, channels], tf.float64), 0
-        for band, offset, own in self._bands(image):
-            f = tf.cast(tf.reshape(self.encoders[1](band)[:, offset:offset + own], [-1, channels]), tf.float64)
-            total += tf.reduce_sum(f, 0)
-            outer += tf.matmul(f, f, transpose_a=True)
-            count += int(f.shape[0])
+        sums = [self._band_sums(band, offset, own) for band, offset, own in self._bands(image)]
+        total, outer = tf.add_n([s[0] for s in sums]), tf.add_n([s[1] for s in sums])
+        count = float(sum(int(s[2]) for s in sums))
         mean = total / count
-        covariance = (outer - count * mean[:, None] * mean[None, :]) / max(count - 1, 1)
+        covariance = (outer - count * mean[:, None] * mean[None, :]) / max(count - 1.0, 1.0)
         stats = fine_statistics((mean, covariance), self.style_features[1])
-        rows = []
-        for band, offset, own in self._bands(image):
-            moved = recolour(self.encoders[1](band), *stats, self.strength)
-            rows.append(self.decoders[1](moved)[:, offset:offset + own])
+        rows = [self._band_decode(band, stats, strength)[:, offset:offset + own]
+                for band, offset, own in self._bands(image)]
         return tf.concat(rows, axis=1)
 
     def __call__(self, image):
@@ -164,9 +172,8 @@ class ArbitraryStylizer:
             raise ArbitraryStyleError(f"{image.shape[1]}x{image.shape[0]} pixels is too small for the any-painting "
                                       f"network (at least {MIN_SIDE} on each side)")
         photo = tf.convert_to_tensor(np.asarray(image, np.float32)[None])
-        coarse = coarse_stylize(self.encoders, self.decoders, photo, self.style_features, self.strength,
-                                self.coarse_size)
-        return np.clip(self._fine(coarse)[0].numpy(), 0.0, 255.0)
+        strength = tf.constant(self.strength, tf.float32)
+        return np.clip(self._fine(self._coarse(photo, strength), strength)[0].numpy(), 0.0, 255.0)
 
 
 def encoders_by_level(encoder):
