@@ -1,5 +1,6 @@
 """The any-painting network: the whitening-colouring transform, the decoders, the stylizer, its CLI and SavedModel."""
 
+import json
 import os
 
 import numpy as np
@@ -7,7 +8,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from conftest import REPO, run_tfstyle
+from conftest import REPO, TRAIN_DIR, run_tfstyle
 from tfstyle import arbitrary, decoders, feature_transforms, images
 
 SAMPLE = os.path.join(REPO, "tfstyle", "samples", "kodim05.jpg")
@@ -196,3 +197,24 @@ def test_savedmodel_signature_and_served_painting(tmp_path):
         status, reply = request(port, "POST", f"/v1/models/{arbitrary.SERVING_NAME}:predict", body,
                                 {"Content-Type": "application/json"})
         assert status == 400 and "16 px" in reply["error"], reply
+
+
+@pytest.mark.slow
+def test_train_decoders_writes_float16_decoders_and_their_card(tmp_path):
+    out = tmp_path / "d.npz"
+    result = run_tfstyle("train-decoders", f"--data_dir={TRAIN_DIR}", "--vgg_weights=random", "--steps=3",
+                         "--image_size=32", "--batch_size=2", "--checkpoint_every=2", "--log_every=1", f"--out={out}",
+                         cwd=str(tmp_path))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "step 3/3" in result.stderr and "level3" in result.stderr
+    with np.load(out) as arrays:
+        assert {a.dtype for a in arrays.values()} == {np.dtype(np.float16)}
+    card = json.loads((tmp_path / "d.json").read_text())
+    assert card["steps"] == 3 and set(card["losses"]) == {"level1", "level2", "level3"}
+    assert all(np.isfinite(v) for v in card["losses"].values())
+    decoders.load_decoders(str(out))  # loads back into the decoders
+
+
+def test_train_decoders_needs_photos():
+    result = run_tfstyle("train-decoders")
+    assert result.returncode == 2 and result.stderr.strip().splitlines()[-1].startswith("error: --data_dir is required")

@@ -12,7 +12,7 @@ from tfstyle.commands import SUBCOMMANDS
 # A flag of each subcommand's own that its --help must show.
 OWN_FLAG = {"styles": "--saved_models", "stylize": "--tile_size", "train": "--checkpoint_every", "export": "--calibration_dir",
             "serve": "--max_concurrent", "evaluate": "--gatys_iterations", "gatys": "--iterations",
-            "qat": "--calibration_crops"}
+            "qat": "--calibration_crops", "train-decoders": "--feature_weight"}
 
 
 def tfstyle(*args):
@@ -23,7 +23,7 @@ def test_help_lists_every_subcommand():
     result = tfstyle("--help")
     assert result.returncode == 0
     for name, (_, text) in SUBCOMMANDS.items():
-        assert f"  {name:9s} {text}" in result.stdout
+        assert f"  {name:14s} {text}" in result.stdout
     assert set(OWN_FLAG) == set(SUBCOMMANDS)
 
 
