@@ -26,6 +26,8 @@ from tfstyle import models, multistyle, recipes  # noqa: E402
 from tfstyle.images import list_images  # noqa: E402
 
 REFERENCE_DIR = os.path.join(ROOT, "tests", "data")
+# Loss terms beyond the recipe's (tfstyle.loss_terms) that a card names when the run used them.
+EXTRA_TERMS = ("noise_stability_weight", "shift_stability_weight", "dark_mass_weight", "init_from")
 
 
 def reference_input():
@@ -46,12 +48,13 @@ def main(argv=None):
     p.add_argument("--summary", required=True, help="one line for `tfstyle styles`")
     p.add_argument("--step", type=int, default=0, help="the step of --weights (default: the run's final step)")
     p.add_argument("--row", default="", help="a multi-style run: ship this style row as a single-style network")
+    p.add_argument("--style", default="", help="the name to ship it under (default: the run's folder name)")
     args = p.parse_args(argv)
     config = json.load(open(os.path.join(args.run, "config.json")))
     weights = args.weights or os.path.join(args.run, "transformer.weights.h5")
     run_name = os.path.basename(os.path.normpath(args.run))
     model = models.load_transformer(weights)
-    style = args.row or run_name
+    style = args.style or args.row or run_name
     if args.row:
         model = multistyle.single_style(model, args.row)
     card = {
@@ -61,6 +64,7 @@ def main(argv=None):
         "loss_network": os.path.basename(config["vgg_weights"]),
         "loss": {k: config[k] for k in recipes.SETTINGS if k in config},
         "training": {**{k: config[k] for k in ("image_size", "batch_size", "lr", "lr_schedule", "steps")},
+                     **{k: config[k] for k in EXTRA_TERMS if config.get(k)},
                      "photos": f"{len(list_images(config['data_dir']))} photos of "
                                f"{os.path.join(*config['data_dir'].rstrip(os.sep).split(os.sep)[-2:])}"},
     }
