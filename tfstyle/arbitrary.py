@@ -29,7 +29,7 @@ from tfstyle import multistyle
 from tfstyle.feature_transforms import colour_transform, mean_and_covariance, whiten_colour
 
 COARSE_LEVELS = (3, 2)
-BAND_ROWS = 512  # rows of the fine level per band (64 relu1_1 channels x 512 rows x width: ~0.5 GB at 4000 px)
+BAND_ROWS = 256  # rows of the fine level per band (64 relu1_1 channels x 256 rows x 8000 px: 0.5 GB)
 HALO = 2  # rows a band needs beyond its own: one 3x3 conv in the encoder, one in the decoder
 MIN_SIDE = 16  # a painting or photo smaller than this has no usable relu3_1 statistics
 
@@ -149,10 +149,12 @@ class ArbitraryStylizer:
             yield image[:, top:bottom], start - top, stop - start
 
     def _sums(self, band, offset, own):
-        """(sum, sum of outer products, count) of the relu1_1 features of a band's own rows, float64."""
+        """(sum, sum of outer products, count) of the relu1_1 features of a band's own rows: float32 within
+        the band (a band holds at most a few million pixels), float64 across bands."""
         features = self.encoders[1](band)[:, offset:offset + own]
-        flat = tf.cast(tf.reshape(features, [-1, tf.shape(features)[-1]]), tf.float64)
-        return tf.reduce_sum(flat, 0), tf.matmul(flat, flat, transpose_a=True), tf.shape(flat)[0]
+        flat = tf.reshape(features, [-1, tf.shape(features)[-1]])
+        return (tf.cast(tf.reduce_sum(flat, 0), tf.float64),
+                tf.cast(tf.matmul(flat, flat, transpose_a=True), tf.float64), tf.shape(flat)[0])
 
     def _fine(self, image, strength):
         """The relu1_1 level at full size, band by band: statistics summed over the bands, then recoloured."""
