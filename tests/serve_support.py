@@ -254,10 +254,23 @@ def metrics(port):
             for family in text_string_to_metric_families(text) for s in family.samples}
 
 
+def export_any_painting(out_dir):
+    """The any-painting network's SavedModel (packaged decoders) as ``<out_dir>/any_painting/1``."""
+    import tensorflow as tf
+
+    from tfstyle import arbitrary, decoders
+
+    module = arbitrary.AnyPaintingServingModule(decoders.build_encoder("auto"), decoders.load_decoders())
+    path = os.path.join(out_dir, arbitrary.SERVING_NAME, "1")
+    tf.saved_model.save(module, path, signatures=module.signatures())
+    return path
+
+
 def mosaic_and_blend_server(tmp_path_factory, *flags):
-    """``running_server`` over a random-init "mosaic" export and the stand-in "blend"
-    (``export_blend``): the page and clip tests' server."""
+    """``running_server`` over a random-init "mosaic" export, the stand-in "blend"
+    (``export_blend``) and the any-painting network: the page and clip tests' server."""
     base = str(tmp_path_factory.mktemp("saved_models"))
     export_transformer(base, "mosaic", seed=1)
     export_blend(base)
+    export_any_painting(base)
     return running_server(base, str(tmp_path_factory.mktemp("logs") / "serve.log"), *flags)

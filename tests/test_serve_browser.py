@@ -11,7 +11,7 @@ import tempfile
 
 import pytest
 
-from serve_support import STYLE_NAMES, encode, mosaic_and_blend_server, photo
+from serve_support import REPO, STYLE_NAMES, encode, mosaic_and_blend_server, photo
 
 pytestmark = pytest.mark.slow  # subprocesses, conversions or servers: the quick tier skips them
 
@@ -66,7 +66,8 @@ def test_page_stylizes_an_uploaded_photo(port, browser, tmp_path):
     browser.get(f"http://127.0.0.1:{port}/")
     wait_text(browser, "status", lambda t: t.startswith("Choose a photo"))
     models = Select(browser.find_element("id", "model"))
-    assert [o.get_attribute("value") for o in models.options] == ["blend", "mosaic"]
+    assert [o.get_attribute("value") for o in models.options] == ["blend", "mosaic", "any_painting"]
+    assert not browser.find_element("id", "painting_label").is_displayed()  # trained styles take no painting
     models.select_by_value("mosaic")
     browser.find_element("id", "photo").send_keys(str(src))
     browser.find_element("id", "go").click()
@@ -94,6 +95,30 @@ def test_page_shows_style_controls_for_a_multi_style_model(port, browser, tmp_pa
     browser.find_element("id", "go").click()
     status = wait_text(browser, "status", lambda t: t.startswith(("Done", "Error")))
     assert status.startswith("Done: 48x48 with blend"), status
+
+
+def test_page_takes_a_painting_for_the_any_painting_network(port, browser, tmp_path):
+    from selenium.webdriver.support.ui import Select
+
+    from tfstyle import images
+
+    src, painting = tmp_path / "photo.png", tmp_path / "painting.jpg"
+    src.write_bytes(encode(photo(80, 64)))
+    painting.write_bytes(encode(images.resize_longer_side(images.load_image(
+        os.path.join(REPO, "tfstyle", "styles", "the_scream.jpg")), 96), "JPEG", quality=90))
+    browser.get(f"http://127.0.0.1:{port}/")
+    wait_text(browser, "status", lambda t: t.startswith("Choose a photo"))
+    Select(browser.find_element("id", "model")).select_by_value("any_painting")
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(browser, 60).until(lambda d: d.find_element("id", "painting_label").is_displayed())
+    browser.find_element("id", "photo").send_keys(str(src))
+    browser.find_element("id", "painting").send_keys(str(painting))
+    browser.find_element("id", "go").click()
+    status = wait_text(browser, "status", lambda t: t.startswith(("Done", "Error")))
+    assert status.startswith("Done: 80x64 with any_painting"), status
+    size = browser.execute_script("const r = document.getElementById('result'); return [r.naturalWidth, r.naturalHeight];")
+    assert size == [80, 64]
 
 
 def test_page_stylizes_an_uploaded_clip(port, browser, tmp_path):

@@ -30,6 +30,8 @@ async function getJSON(url, options) {
 
 async function loadModels() {
   ({ models } = await getJSON("/tfstyle/models"));
+  // Trained styles first; the any-painting network, which needs a painting too, last.
+  models.sort((a, b) => (a.name === "any_painting") - (b.name === "any_painting"));
   $("model").replaceChildren(...models.map((m) => new Option(`${m.name} (version ${m.version})`, m.name)));
   if (!models.length) throw new Error("The server has no models yet: export one into its --model_base_path.");
   await loadSignature();
