@@ -291,6 +291,9 @@ def load_stylizer(style="", model="", runs_dir="runs", saved_models="saved_model
             raise StylizeError(f"{model}: no such .tflite file")
         return TFLiteTileStylizer(model, num_threads=tflite_threads), model
     painting = dict(painting or {})
+    if style == "any_painting" and not model:  # arbitrary.SERVING_NAME: its export, which needs a painting too
+        raise StylizeError("--style=any_painting is the export of the any-painting network: pass the painting "
+                           "itself, --style=painting.jpg")
     if painting.pop("always", False):
         if model or not style or is_blend(style):
             raise StylizeError("--any_painting takes a painting as --style (a bundled name or an image file)")
