@@ -94,7 +94,7 @@ def decode_png(value):
 @contextlib.contextmanager
 def running_server(base, log_path, *flags, timeout=180):
     """Starts ``python -m tfstyle serve`` on a free loopback port; yields its port once every model
-    folder in ``base`` is AVAILABLE (models load in the background)."""
+    folder in ``base`` is AVAILABLE (models load in the background; files beside them are no models)."""
     port = free_port()
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": REPO}
     with open(log_path, "w") as log:
@@ -107,7 +107,7 @@ def running_server(base, log_path, *flags, timeout=180):
             if proc.poll() is not None:
                 raise RuntimeError(f"server exited with {proc.returncode}:\n{open(log_path).read()[-3000:]}")
             try:
-                if all(available(port, name) for name in os.listdir(base)):
+                if all(available(port, name) for name in os.listdir(base) if os.path.isdir(os.path.join(base, name))):
                     break
             except OSError:
                 pass
