@@ -5,6 +5,7 @@ import os
 
 import keras
 import pytest
+from PIL import Image
 
 from conftest import REPO, run_tfstyle
 from tfstyle import models, styles
