@@ -45,18 +45,22 @@ def peer_engine():
 
 
 def methods(painting_name, encoder, decoders, peer, strengths=(1.0,)):
-    """{method: make(painting array) -> function(photo array) -> output array} for this painting."""
+    """{method: make(painting array) -> function(photo array) -> output array} for this painting.
+    tfstyle's stylizers run as ``tfstyle stylize`` runs them (``stylize.stylize_image``, in one piece)."""
+    def applied(stylizer):
+        return lambda photo: stylize.stylize_image(stylizer, photo, tile_size=0)
+
     found = {}
     for strength in strengths:
         def make(painting, strength=strength):
             stylizer = arbitrary.ArbitraryStylizer(painting, encoder, decoders)
             stylizer.set_blend(strength=strength)
-            return stylizer
+            return applied(stylizer)
 
         found["any_painting" if strength == 1.0 else f"any_painting@{strength:g}"] = make
     if os.path.isfile(models.pretrained_path(painting_name)):
         trained, _ = stylize.load_stylizer(model=models.pretrained_path(painting_name), precision="float")
-        found["trained"] = lambda painting: trained
+        found["trained"] = lambda painting: applied(trained)
     if peer is not None:
         path = styles.resolve_style(painting_name)
 
@@ -120,8 +124,7 @@ def main():
             pairs = []
             for path in photos:
                 photo = images.resize_longer_side(images.load_image(path), args.size, upscale=True)
-                out = run(photo) if method == "peer" else stylize.stylize_image(run, photo)
-                out = np.clip(np.round(out), 0, 255).astype(np.uint8)
+                out = np.clip(np.round(run(photo)), 0, 255).astype(np.uint8)
                 images.save_image(os.path.join(folder, os.path.splitext(os.path.basename(path))[0] + ".png"), out)
                 pairs.append((photo, out))
             row = measures.summarize(scorer, pairs)
@@ -138,11 +141,9 @@ def main():
         for method, make in methods(name, encoder, nets, peer).items():
             start = time.perf_counter()
             run = make(painting)
-            out = run(square) if method == "peer" else stylize.stylize_image(run, square, tile_size=0)
+            out = run(square)
             first = time.perf_counter() - start
-            median, times = common.time_call(
-                lambda: run(square) if method == "peer" else stylize.stylize_image(run, square, tile_size=0),
-                repeats=args.repeats, warmup=0)
+            median, times = common.time_call(lambda: run(square), repeats=args.repeats, warmup=0)
             common.emit({"bench": "any_painting_time", "method": method, "painting": name, "size": f"{size}x{size}",
                          "output": list(np.asarray(out).shape[:2]), "first_s": round(first, 3),
                          "next_s": round(median, 3), "times": times, **common.machine()})

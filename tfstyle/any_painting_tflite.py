@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from tfstyle import decoders as decoders_lib
 from tfstyle import litert, tflite
-from tfstyle.arbitrary import COARSE_LEVELS, MIN_SIDE, encoders_by_level
+from tfstyle.arbitrary import COARSE_LEVELS, MIN_SIDE, encoders_by_level, scaled_size
 from tfstyle.transformer import tflite_forms
 
 FILE_NAME = "any_painting.tflite"
@@ -112,8 +112,7 @@ class LiteRTAnyPainting:
         """uint8 [H, W, 3] -> float32 [H, W, 3] 0..255."""
         photo = photo[None].astype(np.float32)
         h, w = photo.shape[1:3]
-        scale = min(1.0, self.coarse_size / max(h, w))
-        ch, cw = (max(MIN_SIDE, int(round(side * scale / 4)) * 4) for side in (h, w))
+        ch, cw = (int(side) for side in scaled_size(photo, self.coarse_size, multiple=4))  # as arbitrary's
         small = _resize(photo, ch, cw)
         x = small
         for level in COARSE_LEVELS:

@@ -121,7 +121,6 @@ class ArbitraryStylizer:
         self.encoders = encoders_by_level(encoder)
         self.decoders = decoders
         self.coarse_size = int(coarse_size)
-        self.name = name
         self.strength = 1.0
         painting = tf.convert_to_tensor(np.asarray(painting, np.float32)[None])
         self.style_features = painting_features(self.encoders, painting, style_size, stroke_scale)

@@ -291,8 +291,10 @@ def load_stylizer(style="", model="", runs_dir="runs", saved_models="saved_model
             raise StylizeError(f"{model}: no such .tflite file")
         return TFLiteTileStylizer(model, num_threads=tflite_threads), model
     painting = dict(painting or {})
-    if style == "any_painting" and not model:  # arbitrary.SERVING_NAME: its export, which needs a painting too
-        raise StylizeError("--style=any_painting is the export of the any-painting network: pass the painting "
+    from tfstyle.arbitrary import SERVING_NAME
+
+    if style == SERVING_NAME and not model:  # its export, which needs a painting beside the photo
+        raise StylizeError(f"--style={SERVING_NAME} is the export of the any-painting network: pass the painting "
                            "itself, --style=painting.jpg")
     if painting.pop("always", False):
         if model or not style or is_blend(style):

@@ -36,8 +36,6 @@ def main(argv):
         common.fail(f"unexpected arguments {argv[1:]}; usage: tfstyle train-decoders --data_dir=PHOTOS", 2)
     if not FLAGS.data_dir:
         common.fail("--data_dir is required: a folder of photos to learn reconstruction from", 2)
-    import os
-
     import keras
     from absl import logging
 
@@ -56,7 +54,7 @@ def main(argv):
     trainer = decoders.DecoderTrainer(encoder, nets, FLAGS.feature_weight)
     schedule = keras.optimizers.schedules.CosineDecay(FLAGS.lr, FLAGS.steps, alpha=0.01)
     trainer.compile(optimizer=keras.optimizers.Adam(schedule))
-    card = {"encoder": encoder_weights if os.path.isfile(encoder_weights) else FLAGS.vgg_weights,
+    card = {"encoder": encoder_weights,
             "data_dir": FLAGS.data_dir, "image_size": FLAGS.image_size, "batch_size": FLAGS.batch_size,
             "lr": FLAGS.lr, "feature_weight": FLAGS.feature_weight, "init_from": FLAGS.init_from}
 
