@@ -53,7 +53,7 @@ def run_one(args):
         strategy = tf.distribute.MirroredStrategy(devices[:2])
     else:
         strategy = tf.distribute.get_strategy()
-    config = training.TrainConfig(style="mosaic", vgg_weights="random", image_size=args.size,
+    config = training.TrainConfig(style="mosaic", init_from="", vgg_weights="random", image_size=args.size,
                                   batch_size=args.batch, jit_compile=args.jit == "on", precision=args.precision,
                                   lr_schedule="constant", steps=1000, style_size=args.style_size)
     model = training.build_model(config, strategy)

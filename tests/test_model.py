@@ -1,15 +1,16 @@
 """The training model: custom train_step, loss scaling, tf.distribute (random seeded VGG19)."""
 
 import dataclasses
+import os
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfstyle import distribution, training
+from tfstyle import distribution, models, training
 
-TINY = training.TrainConfig(style="mosaic", style_size=32, vgg_weights="random", batch_size=4, steps=10)
+TINY = training.TrainConfig(style="mosaic", init_from="", style_size=32, vgg_weights="random", batch_size=4, steps=10)
 
 
 def build(strategy=None, **overrides):
@@ -120,3 +121,30 @@ def test_recipe_fills_only_unset_loss_settings(tmp_path):
     assert config.tv_weight == 1.0
     full = training.with_recipe(training.TrainConfig(vgg_weights="random"))
     assert full.style_layers == recipes.FULL_VGG19.style_layers and full.style_size == recipes.FULL_VGG19.style_size
+
+
+def test_one_style_with_no_start_given_fine_tunes_the_packaged_network_on_the_quick_schedule():
+    from tfstyle import config as settings
+
+    quick = training.with_start(training.TrainConfig(style="painting.jpg", steps=7))
+    assert quick.init_from == models.pretrained_path(settings.QUICK_START_BASE)
+    assert os.path.isfile(quick.init_from)
+    assert quick.steps == 7  # a setting given is kept
+    assert {k: getattr(quick, k) for k in settings.SCHEDULE if k != "steps"} == {
+        k: v for k, v in settings.QUICK_START.items() if k != "steps"}
+    assert training.with_start(quick) == quick
+
+
+@pytest.mark.parametrize("overrides", [
+    {"init_from": ""},  # random weights, asked for
+    {"style": "mosaic,candy"},  # a multi-style network
+    {"width": 0.25},  # a slim network
+    {"teacher": "mosaic"},  # distillation
+    {"init_from": "some/run/transformer.weights.h5"},  # a given start keeps the long schedule
+])
+def test_other_runs_keep_their_start_and_the_from_scratch_schedule(overrides):
+    from tfstyle import config as settings
+
+    config = training.with_start(training.TrainConfig(**overrides))
+    assert config.init_from == overrides.get("init_from", "")
+    assert {k: getattr(config, k) for k in settings.SCHEDULE} == settings.FROM_SCRATCH

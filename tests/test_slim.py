@@ -10,7 +10,7 @@ import pytest
 from tfstyle import export, models, tflite, training
 from tfstyle.transformer import architecture, architecture_of_kernels, build_transformer, kernel_shapes_of
 
-TINY = training.TrainConfig(style="mosaic", style_size=32, vgg_weights="random", batch_size=4, steps=10,
+TINY = training.TrainConfig(style="mosaic", init_from="", style_size=32, vgg_weights="random", batch_size=4, steps=10,
                             lr_schedule="constant", lr=2e-3)
 
 

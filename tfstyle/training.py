@@ -18,7 +18,7 @@ from absl import logging
 from tfstyle import callbacks as cb
 from tfstyle import loss_terms as lt
 from tfstyle import data, distribution, models, multistyle, recipes, styles, vgg
-from tfstyle.config import MIN_IMAGE_SIZE, TrainConfig  # noqa: F401  (TrainConfig: re-exported)
+from tfstyle.config import FROM_SCRATCH, MIN_IMAGE_SIZE, QUICK_START, QUICK_START_BASE, SCHEDULE, TrainConfig
 from tfstyle.model import StyleTransferModel
 from tfstyle.transformer import ConditionalInstanceNormalization, InstanceNormalization, architecture, build_transformer
 
@@ -42,6 +42,33 @@ def with_recipe(config):
     if unset:
         logging.info("loss recipe for %s (%s): %s", recipe.name, network, ", ".join(f"{k}={settings[k]}" for k in unset))
     return dataclasses.replace(config, vgg_weights=network, **settings)
+
+
+def with_start(config):
+    """``config`` with ``init_from='auto'`` resolved and its unset schedule (``config.SCHEDULE``) filled in.
+
+    ``auto`` is the packaged ``QUICK_START_BASE`` network for a single-style network of the default
+    width and depth trained on its own (no ``--add_to``, no ``--teacher``), and the schedule is then
+    ``QUICK_START``'s: a new painting in about 30 minutes on a CPU. Anything else starts from random
+    weights with ``FROM_SCRATCH``'s schedule, as does an empty ``init_from``; a given file keeps it.
+    Settings the caller gave are kept either way. Idempotent.
+    """
+    init_from = config.init_from
+    if init_from == "auto":
+        default = TrainConfig()
+        fits = (not is_multi_style(config) and not config.teacher and config.width == default.width
+                and config.residual_blocks == default.residual_blocks)
+        init_from = models.pretrained_path(QUICK_START_BASE) if fits else ""
+        if fits:
+            logging.info("starting from the packaged %s network (--init_from= trains from random weights)",
+                         QUICK_START_BASE)
+    quick = init_from == models.pretrained_path(QUICK_START_BASE) and config.init_from == "auto"
+    schedule = QUICK_START if quick else FROM_SCRATCH
+    unset = {k: schedule[k] for k in SCHEDULE if getattr(config, k) is None}
+    if unset:
+        logging.info("schedule for a %s: %s", "fine-tune of the packaged network" if quick else "run",
+                     ", ".join(f"{k}={v:g}" for k, v in unset.items()))
+    return dataclasses.replace(config, init_from=init_from, **unset)
 
 
 def make_optimizer(config):
@@ -157,7 +184,7 @@ def build_model(config, strategy=None):
     multi-style network (``tfstyle.multistyle``); one style builds today's single-style network.
     """
     strategy = strategy or tf.distribute.get_strategy()
-    config = with_recipe(config)
+    config = with_recipe(with_start(config))
     multi = is_multi_style(config)
     style_size = recipes.style_image_size(dataclasses.asdict(config))
     if multi:
@@ -236,6 +263,8 @@ def loss_terms(config, loss_network, style_image, row_scales=None, teacher=None)
         terms.append(lt.ShiftStabilityTerm(config.shift_stability_weight))
     if config.dark_mass_weight:
         terms.append(lt.DarkMassTerm(config.dark_mass_weight))
+    if config.light_mass_weight:
+        terms.append(lt.LightMassTerm(config.light_mass_weight))
     return terms
 
 
@@ -287,6 +316,7 @@ def run_dir(config):
 
 def train(config):
     """Trains (or resumes) a style; returns the path of the final transformer weights."""
+    config = with_start(config)
     validate(config)
     # Each style's painting (models.style_image: a run's name means the painting it was trained on);
     # an unknown style fails here, before anything slow, with the message every command gives.
@@ -359,7 +389,8 @@ def write_config(out_dir, config, **extra):
 
 
 def validate(config):
-    """Rejects settings no run can use, with one line naming the setting and its limit."""
+    """Rejects settings no run can use, with one line naming the setting and its limit (unset ones: the start's)."""
+    config = with_start(config)
     positive = ("steps", "batch_size", "accum_steps", "checkpoint_every", "keep_checkpoints")
     for name in positive:
         if getattr(config, name) < 1:
