@@ -20,7 +20,7 @@ WIDTHS = (0.25, 0.5, 0.75, 1.0)  # the --width values offered (Magenta's ``alpha
 # over and only the palette and strokes have to be learnt, so QUICK_START's 350 steps (about 30
 # minutes on 2 CPU cores) give a network that looks like the painting, and one as stable as the base.
 QUICK_START_BASE = "candy"
-QUICK_START = {"steps": 350, "image_size": 192, "lr": 1e-3, "noise_stability_weight": 3000.0,
+QUICK_START = {"steps": 350, "image_size": 192, "lr": 5e-4, "noise_stability_weight": 3000.0,
                "shift_stability_weight": 3000.0, "dark_mass_weight": 2e4, "light_mass_weight": 2e4}
 # A network trained from its random start (--init_from= empty, or a multi-style or slim network):
 # Johnson et al.'s schedule, no stability or droplet terms unless asked for.

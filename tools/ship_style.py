@@ -37,6 +37,12 @@ def reference_input():
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
+def short_path(path):
+    """A start's path as a card names it: from ``tfstyle/`` on for a packaged network, else its last two parts."""
+    parts = os.path.normpath(path).split(os.sep)
+    return os.path.join(*parts[parts.index("tfstyle"):] if "tfstyle" in parts else parts[-2:])
+
+
 def reference_path(style):
     return os.path.join(REFERENCE_DIR, f"{style}_reference.npz")
 
@@ -65,6 +71,7 @@ def main(argv=None):
         "loss": {k: config[k] for k in recipes.SETTINGS if k in config},
         "training": {**{k: config[k] for k in ("image_size", "batch_size", "lr", "lr_schedule", "steps")},
                      **{k: config[k] for k in EXTRA_TERMS if config.get(k)},
+                     **({"init_from": short_path(config["init_from"])} if config.get("init_from") else {}),
                      "photos": f"{len(list_images(config['data_dir']))} photos of "
                                f"{os.path.join(*config['data_dir'].rstrip(os.sep).split(os.sep)[-2:])}"},
     }
