@@ -17,8 +17,6 @@ the model does not change.
   when the photo moves by a few pixels. Video frames differ by exactly these.
 - ``DarkMassTerm``, ``LightMassTerm``: penalties on the near-black and near-white
   masses ("droplets") a network paints where the photo is not that dark or light.
-- ``SaturationTerm``: keeps the output layer out of tanh's flat ends, where droplets
-  of any colour outlive every other term.
 """
 
 import dataclasses
@@ -147,32 +145,6 @@ class DistillTerm(LossTerm):
     def value(self, batch):
         target = tf.stop_gradient(self.teacher(batch.photos, training=False))
         return losses.per_image_mse(batch.stylized, target)
-
-
-class SaturationTerm(LossTerm):
-    """Mean squared excess of the transformer's pre-tanh output over ``limit``: keeps every pixel where
-    the loss can still move it.
-
-    tanh(3) is within 0.6 levels of 0 or 255, so ``limit`` 3 costs no colour a picture needs. A
-    network fine-tuned to a new palette can push some regions to pre-activations of 100 and more
-    (measured: the starry_night and la_muse fine-tunes from candy, round green blobs over red
-    and dark areas of the photo); there tanh's gradient is ~0, so no other term can bring them
-    back, and they stay as droplets. This term's gradient does not vanish there. Zero for a
-    network whose pre-activations stay within ``limit``.
-    """
-
-    def __init__(self, weight, transformer, limit=3.0, **kwargs):
-        super().__init__(weight, name="saturation", **kwargs)
-        self.limit = float(limit)
-        self.rows = transformer.inputs[1].shape[-1] if len(transformer.inputs) > 1 else None
-        probe = keras.Model(transformer.inputs, transformer.get_layer("out_tanh").input)
-        # A function, not an attribute Keras tracks: the transformer's layers belong to the model once.
-        self.pre_activation = lambda inputs: probe(inputs, training=True)
-
-    def value(self, batch):
-        inputs = batch.photos if self.rows is None else [batch.photos, tf.one_hot(batch.style_ids, self.rows)]
-        excess = tf.nn.relu(tf.abs(tf.cast(self.pre_activation(inputs), tf.float32)) - self.limit)
-        return tf.reduce_mean(tf.square(excess), axis=[1, 2, 3])
 
 
 class NoiseStabilityTerm(LossTerm):

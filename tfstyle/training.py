@@ -225,8 +225,8 @@ def build_model(config, strategy=None):
                 extra["frozen_rows_mask"] = [1.0 if r in trained else 0.0 for r in range(len(rows))]
         loss_network = vgg.build_loss_network(config.vgg_weights, config.style_layers, config.content_layer,
                                               seed=config.seed)
-        terms = loss_terms(config, loss_network, style_image, scales, teacher, transformer)
-        model = StyleTransferModel(transformer, loss_network, terms, **extra)
+        model = StyleTransferModel(transformer, loss_network, loss_terms(config, loss_network, style_image, scales,
+                                                                          teacher), **extra)
         model.compile(optimizer=make_optimizer(config), jit_compile=config.jit_compile)
         model(tf.zeros((1, 32, 32, 3)))  # builds the model, so a backup can be restored into it
         model.optimizer.build(model.transformer.trainable_variables)
@@ -243,12 +243,11 @@ def check_pyramid(side, config, flag):
                             "raise it or use fewer --style_levels")
 
 
-def loss_terms(config, loss_network, style_image, row_scales=None, teacher=None, transformer=None):
+def loss_terms(config, loss_network, style_image, row_scales=None, teacher=None):
     """The terms the training loss sums (``tfstyle.loss_terms``): content, style, TV, and those the config asks for.
 
     ``style_image``: one [1, H, W, 3] image, or a list with an image or None per style row
     (``row_scales``: each row's factor on the style weight). ``teacher``: a network to distil.
-    ``transformer``: the network being trained (the saturation term reads its pre-tanh output).
     """
     terms = [
         lt.ContentTerm(config.content_weight),
@@ -266,8 +265,6 @@ def loss_terms(config, loss_network, style_image, row_scales=None, teacher=None,
         terms.append(lt.DarkMassTerm(config.dark_mass_weight))
     if config.light_mass_weight:
         terms.append(lt.LightMassTerm(config.light_mass_weight))
-    if config.saturation_weight:
-        terms.append(lt.SaturationTerm(config.saturation_weight, transformer))
     return terms
 
 
