@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import common  # noqa: E402
 
-from tfstyle import blobs, images, stylize  # noqa: E402
+from tfstyle import blobs, images, stylize, tiling  # noqa: E402
 
 
 def main():
@@ -35,16 +35,24 @@ def main():
             ".tflite") else "auto")
         label = os.path.splitext(os.path.basename(network.rstrip("/")))[0]
         for size in (int(s) for s in args.sizes.split(",")):
-            found = {}
+            found, skipped = {}, None
             for path in photos:
                 photo = images.resize_longer_side(images.load_image(path), size, upscale=True)
-                output = stylize.stylize_image(stylizer, photo)
+                try:
+                    output = stylize.stylize_image(stylizer, photo)
+                except tiling.TilingError as e:  # a .tflite file has no shared-statistics tiles: say so, go on
+                    skipped = str(e)
+                    break
                 stem = os.path.splitext(os.path.basename(path))[0]
                 count = len(blobs.find_blobs(photo, output))
                 if count:
                     found[stem] = count
                 if args.save:
                     images.save_image(os.path.join(args.save, label, str(size), stem + ".png"), output)
+            if skipped:
+                common.emit({"bench": "droplets", "network": network, "size": size, "skipped": skipped,
+                             **common.machine()})
+                continue
             common.emit({"bench": "droplets", "network": network, "source": source, "size": size,
                          "droplets": sum(found.values()), "images_with_droplets": len(found), "images": len(photos),
                          "where": found, **common.machine()})
