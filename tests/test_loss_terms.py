@@ -112,10 +112,9 @@ def test_the_training_config_adds_the_terms_it_names(blocks_net):
 
     config = training.with_recipe(dataclasses.replace(TrainConfig(vgg_weights="random", style_size=64),
                                                       noise_stability_weight=5.0, shift_stability_weight=2.0,
-                                                      dark_mass_weight=1.0, light_mass_weight=1.0))
+                                                      dark_mass_weight=1.0))
     terms = training.loss_terms(config, blocks_net, smooth_images(1, 64, 7).astype(np.float32))
-    assert [t.name for t in terms] == ["content", "style", "tv", "noise_stability", "shift_stability", "dark_mass",
-                                        "light_mass"]
+    assert [t.name for t in terms] == ["content", "style", "tv", "noise_stability", "shift_stability", "dark_mass"]
 
 
 def test_dark_mass_costs_a_black_blob_over_a_bright_photo_not_thin_strokes_nor_a_dark_photo():
@@ -131,17 +130,6 @@ def test_dark_mass_costs_a_black_blob_over_a_bright_photo_not_thin_strokes_nor_a
     assert score(bright, strokes) == 0.0
     assert score(bright, blob) > 1000.0
     assert score(np.zeros_like(bright), blob) == 0.0  # the photo is black there too: not a droplet
-
-
-def test_light_mass_is_the_dark_mass_of_the_negative_image():
-    dark, light = loss_terms.DarkMassTerm(1.0), loss_terms.LightMassTerm(1.0, threshold=40.0)
-    rng = np.random.default_rng(0)
-    photo, output = (rng.uniform(0, 255, (2, 32, 32, 3)).astype(np.float32) for _ in range(2))
-    output[:, 8:24, 8:24] = 0.0
-    score = lambda term, p, o: term.score(loss_terms.Batch(tf.constant(p), tf.constant(o), None)).numpy()  # noqa: E731
-    assert score(dark, photo, output).min() > 0
-    np.testing.assert_allclose(score(light, 255 - photo, 255 - output), score(dark, photo, output), rtol=1e-4)
-    assert light.name == "light_mass" and dark.name == "dark_mass"
 
 
 def test_a_crop_too_small_for_the_coarsest_level_is_a_one_line_error(tmp_path):

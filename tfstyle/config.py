@@ -22,11 +22,11 @@ WIDTHS = (0.25, 0.5, 0.75, 1.0)  # the --width values offered (Magenta's ``alpha
 # "Your own painting"); it still paints some soft round blobs, which these terms do not remove.
 QUICK_START_BASE = "candy"
 QUICK_START = {"steps": 350, "image_size": 192, "lr": 5e-4, "noise_stability_weight": 3000.0,
-               "shift_stability_weight": 3000.0, "dark_mass_weight": 2e4, "light_mass_weight": 2e4}
+               "shift_stability_weight": 3000.0, "dark_mass_weight": 2e4}
 # A network trained from its random start (--init_from= empty, or a multi-style or slim network):
 # Johnson et al.'s schedule, no stability or droplet terms unless asked for.
 FROM_SCRATCH = {"steps": 40000, "image_size": 256, "lr": 1e-3, "noise_stability_weight": 0.0,
-                "shift_stability_weight": 0.0, "dark_mass_weight": 0.0, "light_mass_weight": 0.0}
+                "shift_stability_weight": 0.0, "dark_mass_weight": 0.0}
 SCHEDULE = tuple(QUICK_START)  # the settings the start decides when left at None
 
 
@@ -66,7 +66,6 @@ class TrainConfig:
     noise_sigma: float = 2.0  # that noise's standard deviation, 0..255
     shift_stability_weight: float = None  # output's failure to move with a shifted photo
     dark_mass_weight: float = None  # near-black masses over a brighter photo (droplets)
-    light_mass_weight: float = None  # near-white masses over a darker photo (white droplets)
     vgg_weights: str = "auto"  # tfstyle.vgg.resolve_weights: the full file if cached, else the packaged blocks 1-3
     precision: str = "auto"
     strategy: str = "auto"

@@ -15,8 +15,8 @@ the model does not change.
   (Gupta et al. 2017; Eilertsen et al. 2019; Wang et al. 2020): the output should
   barely change when the photo gets sensor noise, and should move with the photo
   when the photo moves by a few pixels. Video frames differ by exactly these.
-- ``DarkMassTerm``, ``LightMassTerm``: penalties on the near-black and near-white
-  masses ("droplets") a network paints where the photo is not that dark or light.
+- ``DarkMassTerm``: a penalty on the near-black masses ("droplets") a network paints
+  where the photo is not dark.
 """
 
 import dataclasses
@@ -208,30 +208,13 @@ class DarkMassTerm(LossTerm):
     dark mass over a bright photo.
     """
 
-    def __init__(self, weight, block=8, threshold=40.0, name="dark_mass", **kwargs):
-        super().__init__(weight, name=name, **kwargs)
+    def __init__(self, weight, block=8, threshold=40.0, **kwargs):
+        super().__init__(weight, name="dark_mass", **kwargs)
         self.block = int(block)
         self.threshold = float(threshold)
 
     def value(self, batch):
-        output = losses.downsample(self.darkness(batch.stylized), self.block)
-        photo = losses.downsample(self.darkness(batch.photos), self.block)
+        output = losses.downsample(luminance(batch.stylized), self.block)
+        photo = losses.downsample(luminance(batch.photos), self.block)
         cost = tf.nn.relu(self.threshold - output) * tf.nn.relu(photo - output)
         return tf.reduce_mean(cost, axis=[1, 2, 3])
-
-    def darkness(self, images):
-        """What the threshold is on: luma, 0 = black."""
-        return luminance(images)
-
-
-class LightMassTerm(DarkMassTerm):
-    """The same penalty mirrored: near-white masses (8x8 blocks brighter than 255 - ``threshold``) painted
-    where the photo is darker, the white droplets a pale painting's network grows. Thin white lines
-    and a white photo cost nothing.
-    """
-
-    def __init__(self, weight, block=8, threshold=15.0, **kwargs):
-        super().__init__(weight, block, threshold, name="light_mass", **kwargs)
-
-    def darkness(self, images):
-        return 255.0 - luminance(images)

@@ -263,8 +263,6 @@ def loss_terms(config, loss_network, style_image, row_scales=None, teacher=None)
         terms.append(lt.ShiftStabilityTerm(config.shift_stability_weight))
     if config.dark_mass_weight:
         terms.append(lt.DarkMassTerm(config.dark_mass_weight))
-    if config.light_mass_weight:
-        terms.append(lt.LightMassTerm(config.light_mass_weight))
     return terms
 
 

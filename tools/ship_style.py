@@ -27,7 +27,7 @@ from tfstyle.images import list_images  # noqa: E402
 
 REFERENCE_DIR = os.path.join(ROOT, "tests", "data")
 # Loss terms beyond the recipe's (tfstyle.loss_terms) that a card names when the run used them.
-EXTRA_TERMS = ("noise_stability_weight", "shift_stability_weight", "dark_mass_weight", "light_mass_weight", "init_from")
+EXTRA_TERMS = ("noise_stability_weight", "shift_stability_weight", "dark_mass_weight")
 
 
 def reference_input():

@@ -73,9 +73,6 @@ flags.DEFINE_float("dark_mass_weight", d.dark_mass_weight, "Weight of the penalt
                    "blocks darker than luma 40) painted where the photo is brighter: the droplets."
                    + by_start("dark_mass_weight"),
                    lower_bound=0.0)
-flags.DEFINE_float("light_mass_weight", d.light_mass_weight, "Weight of the same penalty on near-white masses "
-                   "(8x8 blocks brighter than luma 240) painted where the photo is darker: white droplets."
-                   + by_start("light_mass_weight"), lower_bound=0.0)
 common.define_runs_dir()
 common.define_loss_network()
 flags.DEFINE_string("data_dir", d.data_dir, "Folder of training photos (searched recursively). Empty: use --dataset.")
