@@ -7,9 +7,11 @@
     tfstyle train --style=mosaic --width=0.25 --residual_blocks=3 --teacher=mosaic --name=mosaic_slim ...
 
 With no other flag, one style fine-tunes the packaged candy network to the painting
-(350 steps at 192 px, with the stability and droplet terms: about 22 minutes on 2 CPU
+(350 steps at 192 px, with the stability and dark-mass terms: about 22 minutes on 2 CPU
 cores, the ETA in the log); --init_from= trains from random weights (40000 steps at
-256 px, as Johnson et al.). Outputs go to <runs_dir>/<style>/ (a multi-style run: <runs_dir>/<style>-<style>-.../):
+256 px, as Johnson et al.).
+
+Outputs go to <runs_dir>/<style>/ (a multi-style run: <runs_dir>/<style>-<style>-.../):
 final weights, checkpoints, previews, TensorBoard logs. Several --style values train
 one network whose instance norms hold a scale and offset per style (convolutions
 shared), each batch's examples going to the styles in turn; the log shows each
