@@ -2,7 +2,8 @@
 
 ``python bench/flicker.py --networks=mosaic,saved_models/mosaic_slim_int8.tflite --peer``
 
-For every network (a style name or a model path, as ``tfstyle stylize --model`` takes) and
+For every network (a style name or a model path, as ``tfstyle stylize --model`` takes;
+``MODEL@ROW`` for one style of a multi-style network) and
 motion (pan, zoom, rotate, jitter; ``tfstyle.flicker``), one JSON line: the mean warp error
 of the input clips and of the stylized clips over ``--photos`` eval photos, and their ratio.
 Frames are stylized one by one, as ``tfstyle stylize clip.mp4`` does, and measured before
@@ -34,8 +35,10 @@ SHIPPED = ("mosaic", "saved_models/mosaic_int8.tflite", "mosaic_slim", "saved_mo
 
 
 def tfstyle_clip(spec):
-    path = os.path.join(REPO, spec) if spec.endswith((".tflite", ".h5")) else ""
-    stylizer, source = stylize.prepare_stylizer(style="" if path else spec, model=path,
+    """A style name or model path; ``MODEL@ROW`` takes one style row of a multi-style network."""
+    spec, _, row = spec.partition("@")
+    path = os.path.join(REPO, spec) if spec.endswith((".tflite", ".h5", ".npz")) else ""
+    stylizer, source = stylize.prepare_stylizer(style=row or ("" if path else spec), model=path,
                                                 saved_models=os.path.join(REPO, "saved_models"))
     return flicker.frame_by_frame(video.frame_transform(stylizer)), source
 
@@ -67,7 +70,7 @@ def peer_clip(style=19, smooth=0.0, painting=None):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--networks", default=",".join(SHIPPED), help="style names or model paths, comma-separated")
+    p.add_argument("--networks", default=",".join(SHIPPED), help="style names or model paths (MODEL@ROW: a multi-style row), comma-separated")
     p.add_argument("--photos", default=os.path.join(REPO, "..", "shared", "data", "content", "eval"))
     p.add_argument("--num_photos", type=int, default=3)
     p.add_argument("--frames", type=int, default=flicker.FRAMES)
