@@ -70,7 +70,8 @@ def peer_clip(style=19, smooth=0.0, painting=None):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--networks", default=",".join(SHIPPED), help="style names or model paths (MODEL@ROW: a multi-style row), comma-separated")
+    p.add_argument("--networks", default=",".join(SHIPPED),
+                   help="style names or model paths (MODEL@ROW: a multi-style row), comma-separated")
     p.add_argument("--photos", default=os.path.join(REPO, "..", "shared", "data", "content", "eval"))
     p.add_argument("--num_photos", type=int, default=3)
     p.add_argument("--frames", type=int, default=flicker.FRAMES)
