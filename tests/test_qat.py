@@ -71,10 +71,10 @@ def test_fine_tuning_lowers_the_simulated_int8_error(network, crops):
     teacher = keras.models.clone_model(network)
     teacher.set_weights(network.get_weights())
     distiller = qat.QuantizationAwareDistiller(friendly, qat.simulated_int8(friendly, crops), teacher)
-    distiller.compile(optimizer=keras.optimizers.Adam(1e-4))
-    history = distiller.fit(tf.data.Dataset.from_tensors(batch).repeat(), steps_per_epoch=1, epochs=30, verbose=0)
+    distiller.compile(optimizer=keras.optimizers.Adam(5e-5))  # 1e-4 first jumps to 4x the starting error
+    history = distiller.fit(tf.data.Dataset.from_tensors(batch).repeat(), steps_per_epoch=1, epochs=60, verbose=0)
     int8 = history.history["int8"]
-    assert int8[-1] < 0.9 * int8[0]  # 9.45 -> 7.96 on a Zen 4
+    assert int8[-1] < 0.9 * int8[0]  # 7.87 -> about 5 on a Zen 4
     assert history.history["float"][-1] < int8[0]  # the float output stays near the original
 
 
