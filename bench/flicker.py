@@ -24,7 +24,7 @@ import common  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from tfstyle import flicker, stylize, video  # noqa: E402
+from tfstyle import flicker, models, stylize, video  # noqa: E402
 from tfstyle.images import list_images, load_image  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -37,7 +37,7 @@ SHIPPED = ("mosaic", "saved_models/mosaic_int8.tflite", "mosaic_slim", "saved_mo
 def tfstyle_clip(spec):
     """A style name or model path; ``MODEL@ROW`` takes one style row of a multi-style network."""
     spec, _, row = spec.partition("@")
-    path = os.path.join(REPO, spec) if spec.endswith((".tflite", ".h5", ".npz")) else ""
+    path = os.path.join(REPO, spec) if spec.endswith(models.WEIGHTS_EXTENSIONS + (".tflite",)) else ""
     stylizer, source = stylize.prepare_stylizer(style=row or ("" if path else spec), model=path,
                                                 saved_models=os.path.join(REPO, "saved_models"))
     return flicker.frame_by_frame(video.frame_transform(stylizer)), source
